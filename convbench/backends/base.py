@@ -1,0 +1,158 @@
+"""What every backend is: a name, the dtypes it computes in, and a ``prepare`` step.
+
+A backend module may import its framework only inside methods, so that listing backends and
+importing convbench stay cheap. ``prepare`` does all untimed work (validation, explicit padding,
+kernel flip, layout, upload) and returns a ``Prepared`` whose ``run`` is the timed op alone.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convbench.spec import ConvSpec, Padding, check_inputs
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run on this machine; the message says why."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a backend computes one case; built by ``Backend._plan``.
+
+    ``op`` must return only when the device has finished (synchronize), so that a timer around it
+    measures the work and not the launch.
+    """
+
+    host_image: np.ndarray
+    upload: Callable[[np.ndarray], Any]
+    op: Callable[[Any], Any]
+    download: Callable[[Any], np.ndarray]
+    padding: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One case ready to time: ``run()`` is the op on device-resident data; ``result()`` a host
+    array in the image's dtype; ``end_to_end()`` uploads, runs and downloads."""
+
+    backend: str
+    spec: ConvSpec
+    dtype: str
+    padding: str
+    output_shape: tuple[int, ...]
+    _plan: Plan = field(repr=False)
+    _device_image: Any = field(repr=False)
+
+    def run(self) -> Any:
+        return self._plan.op(self._device_image)
+
+    def fetch(self, device_result: Any) -> np.ndarray:
+        return self._plan.download(device_result)
+
+    def result(self) -> np.ndarray:
+        return self.fetch(self.run())
+
+    def end_to_end(self) -> np.ndarray:
+        plan = self._plan
+        return plan.download(plan.op(plan.upload(plan.host_image)))
+
+    def __call__(self) -> np.ndarray:
+        return self.result()
+
+
+def native_or_explicit(
+    spec: ConvSpec, kernel_shape: tuple[int, int], native: Callable[[Padding], bool]
+) -> tuple[bool, Padding]:
+    """Whether the library's own zero padding can express ``spec``, and the padding to ask for.
+
+    ``native(padding)`` says whether the library pads exactly so. When it cannot (wrap, symm,
+    a non-zero fill, or an asymmetric 'same' it does not offer), the image is padded explicitly
+    on the host in ``prepare`` and the library runs a 'valid' correlation.
+    """
+    pad = spec.padding(kernel_shape)
+    if spec.boundary == "fill" and spec.fillvalue == 0 and native(pad):
+        return True, pad
+    return False, Padding(0, 0, 0, 0)
+
+
+def correlate_same(pad: Padding, kernel_shape: tuple[int, int]) -> bool:
+    """True when ``pad`` is the framework 'SAME' padding: (K-1)//2 before, K//2 after."""
+    kh, kw = kernel_shape
+    return pad == Padding((kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2)
+
+
+class Backend(ABC):
+    """A library and device that computes ``ConvSpec``s."""
+
+    library: str = ""
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    requires: tuple[str, ...] = ()
+
+    def __init__(self, name: str, device: str = "cpu") -> None:
+        self.name = name
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, device={self.device!r})"
+
+    @property
+    def needs_gpu(self) -> bool:
+        return self.device != "cpu"
+
+    @functools.cached_property
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run here (imports the framework), or None if it can."""
+        from convbench.registry import missing_requirement
+
+        missing = missing_requirement(self.requires, self.needs_gpu)
+        return missing or self._device_missing()
+
+    def _device_missing(self) -> str | None:
+        """Ask the framework whether the device is there; None when it is."""
+        return None
+
+    def dtype_unsupported(self, dtype: str) -> str | None:
+        if dtype in self.dtypes:
+            return None
+        return f"{self.name} does not compute in {dtype}; it supports {list(self.dtypes)}"
+
+    def settings(self) -> dict[str, str]:
+        """Versions and settings that change speed or numbers, recorded with every result."""
+        return {}
+
+    def precision(self, dtype: str) -> str:
+        """The arithmetic a ``dtype`` computation really runs in (e.g. 'tf32' for float32)."""
+        return dtype
+
+    def prepare(
+        self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = None
+    ) -> Prepared:
+        spec = ConvSpec() if spec is None else spec
+        image, kernel = check_inputs(image, kernel, spec)
+        dtype = image.dtype.name
+        if self.unavailable_reason:
+            raise BackendUnavailable(f"backend {self.name!r} is unavailable: {self.unavailable_reason}")
+        reason = self.dtype_unsupported(dtype)
+        if reason:
+            raise NotImplementedError(reason)
+        plan = self._plan(image, kernel, spec)
+        return Prepared(
+            backend=self.name,
+            spec=spec,
+            dtype=dtype,
+            padding=plan.padding,
+            output_shape=spec.output_shape(image.shape, kernel.shape),
+            _plan=plan,
+            _device_image=plan.upload(plan.host_image),
+        )
+
+    @abstractmethod
+    def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
+        """Build the plan for validated inputs (kernel already in the image's dtype)."""

@@ -1,0 +1,90 @@
+"""``jax.lax.conv_general_dilated`` (a cross-correlation), compiled ahead of time in ``prepare``.
+
+Layout NCHW / OIHW. JAX takes any per-side zero padding, so only wrap, symm and non-zero fills are
+padded explicitly. float64 needs ``jax_enable_x64``, which ``prepare`` turns on (process-wide) when
+asked for float64 and records in ``settings``. On GPUs JAX's default precision for float32
+convolutions is TF32-level; ``precision='highest'`` asks for full float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convbench.backends.base import Backend, Plan, native_or_explicit
+from convbench.spec import ConvSpec
+
+PRECISIONS = ("default", "high", "highest")
+
+
+class JaxBackend(Backend):
+    library = "jax"
+    requires = ("jax",)
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+
+    def __init__(self, name: str, device: str = "cpu", precision: str = "default") -> None:
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} must be one of {list(PRECISIONS)}")
+        super().__init__(name, device)
+        self.jax_precision = precision
+
+    def _device_missing(self) -> str | None:
+        import jax
+
+        try:
+            jax.devices(self.device)
+        except RuntimeError as error:
+            return f"JAX {jax.__version__} has no {self.device} device ({error})"
+        return None
+
+    def settings(self) -> dict[str, str]:
+        import jax
+
+        device = jax.devices(self.device)[0]
+        return {
+            "jax": jax.__version__,
+            "jax.device": str(device.device_kind),
+            "jax.precision": self.jax_precision,
+            "jax_enable_x64": str(jax.config.jax_enable_x64),
+        }
+
+    def precision(self, dtype: str) -> str:
+        if self.device == "gpu" and dtype == "float32" and self.jax_precision == "default":
+            return "tf32"
+        return dtype
+
+    def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
+        import jax
+        from jax import lax
+
+        if image.dtype == np.float64 and not jax.config.jax_enable_x64:
+            jax.config.update("jax_enable_x64", True)
+        native, pad = native_or_explicit(spec, kernel.shape, lambda p: True)
+        host = image if native else spec.pad(image, kernel.shape)
+        device = jax.devices(self.device)[0]
+        batched = image.ndim == 3
+
+        def upload(x: np.ndarray) -> jax.Array:
+            return jax.device_put(x[:, None] if batched else x[None, None], device)
+
+        weights = jax.device_put(np.ascontiguousarray(spec.correlation_kernel(kernel))[None, None], device)
+        precision = getattr(lax.Precision, self.jax_precision.upper())
+
+        def conv(x: jax.Array) -> jax.Array:
+            return lax.conv_general_dilated(
+                x, weights, (1, 1), ((pad.top, pad.bottom), (pad.left, pad.right)),
+                precision=precision,
+            )
+
+        x0 = upload(host)
+        compiled = jax.jit(conv).lower(x0).compile()
+
+        def op(x: jax.Array) -> jax.Array:
+            return compiled(x).block_until_ready()
+
+        def download(y: jax.Array) -> np.ndarray:
+            out = np.asarray(y)[:, 0]
+            return out if batched else out[0]
+
+        return Plan(host, upload, op, download, "native" if native else "explicit")

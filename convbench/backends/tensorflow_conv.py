@@ -1,0 +1,140 @@
+"""``tf.nn.conv2d`` (a cross-correlation) pinned to the CPU or a GPU.
+
+Both TensorFlow backends run the same code; only the device string differs. Layout NHWC with
+one channel, kernel HWIO. Zero padding is always TensorFlow's own: 'VALID', 'SAME' (which puts
+the extra row/column after, as correlate 'same' does) or an explicit per-side list.
+
+TensorFlow places ops softly: asked for a GPU it may quietly run on the CPU. ``prepare`` checks
+where the output landed and refuses a result from the wrong device.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
+from convbench.spec import ConvSpec, Padding
+
+TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
+
+
+def import_tensorflow():  # noqa: ANN201 (the module, typed only where TF is installed)
+    """Import TensorFlow, after torch when torch is installed.
+
+    Both wheels bundle native libraries (OpenMP, protobuf); loading TensorFlow's first has
+    crashed or hung a later torch import in the same process, the other order is safe.
+    """
+    if importlib.util.find_spec("torch") is not None:
+        import torch  # noqa: F401
+
+    import tensorflow as tf
+
+    return tf
+
+
+def tf_padding(pad: Padding, kernel_shape: tuple[int, int]) -> str | list[list[int]]:
+    """The ``padding`` argument of tf.nn.conv2d (NHWC) that pads exactly ``pad`` with zeros."""
+    if pad.is_zero:
+        return "VALID"
+    if correlate_same(pad, kernel_shape):
+        return "SAME"
+    return [[0, 0], [pad.top, pad.bottom], [pad.left, pad.right], [0, 0]]
+
+
+def check_placement(wanted: str, placed: str) -> None:
+    """Raise when TensorFlow ran an op somewhere other than ``wanted`` ('/GPU:0', '/CPU:0')."""
+    kind, index = wanted.strip("/").split(":")
+    if not placed.upper().endswith(f"{kind}:{index}"):
+        raise RuntimeError(
+            f"TensorFlow placed conv2d on {placed!r}, not {wanted!r}; "
+            "soft device placement fell back, so this result would mislabel the device"
+        )
+
+
+class TensorFlowBackend(Backend):
+    library = "tensorflow"
+    requires = ("tensorflow",)
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+
+    def __init__(self, name: str, device: str = "cpu") -> None:
+        if device not in TF_DEVICES:
+            raise ValueError(f"device={device!r} must be one of {list(TF_DEVICES)}")
+        super().__init__(name, device)
+        self.tf_device = TF_DEVICES[device]
+
+    def _device_missing(self) -> str | None:
+        tf = import_tensorflow()
+
+        if self.device == "gpu" and not tf.config.list_physical_devices("GPU"):
+            return (
+                f"TensorFlow {tf.__version__} sees no GPU "
+                f"(built with CUDA: {tf.test.is_built_with_cuda()})"
+            )
+        return None
+
+    def settings(self) -> dict[str, str]:
+        tf = import_tensorflow()
+
+        found = {
+            "tensorflow": tf.__version__,
+            "tf.intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
+            "tf.inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
+        }
+        if self.device == "gpu":
+            build = tf.sysconfig.get_build_info()
+            found.update(
+                {
+                    "cuda": str(build.get("cuda_version")),
+                    "cudnn": str(build.get("cudnn_version")),
+                    "tf32": str(tf.config.experimental.is_tensor_float_32_execution_enabled()),
+                }
+            )
+        return found
+
+    def precision(self, dtype: str) -> str:
+        if self.device == "gpu" and dtype == "float32":
+            tf = import_tensorflow()
+
+            if tf.config.experimental.is_tensor_float_32_execution_enabled():
+                return "tf32"
+        return dtype
+
+    def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
+        tf = import_tensorflow()
+
+        native, pad = native_or_explicit(spec, kernel.shape, lambda p: True)
+        padding = tf_padding(pad, kernel.shape)
+        host = image if native else spec.pad(image, kernel.shape)
+        device = self.tf_device
+        batched = image.ndim == 3
+
+        def upload(x: np.ndarray) -> tf.Tensor:
+            with tf.device(device):
+                t = tf.identity(tf.constant(x[None, ..., None] if not batched else x[..., None]))
+            return t
+
+        weights = upload(np.ascontiguousarray(spec.correlation_kernel(kernel)))
+        weights = tf.reshape(weights, (*kernel.shape, 1, 1))
+        # Eager CPU ops are synchronous; GPU ops are queued on a stream and must be waited for.
+        wait = tf.test.experimental.sync_devices if self.device == "gpu" else _no_wait
+
+        def op(x: tf.Tensor) -> tf.Tensor:
+            with tf.device(device):
+                y = tf.nn.conv2d(x, weights, strides=1, padding=padding)
+            wait()
+            return y
+
+        def download(y: tf.Tensor) -> np.ndarray:
+            out = y.numpy()[..., 0]
+            return out if batched else out[0]
+
+        # A corner as large as the kernel runs the same kernel on the same device, cheaply.
+        probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
+        check_placement(device, op(upload(probe[:1] if batched else probe)).device)
+        return Plan(host, upload, op, download, "native" if native else "explicit")
+
+
+def _no_wait() -> None:
+    """CPU work is done when the call returns."""

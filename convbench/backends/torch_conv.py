@@ -1,0 +1,113 @@
+"""``torch.nn.functional.conv2d`` (a cross-correlation) on the CPU or a CUDA device.
+
+Layout NCHW: an image is one sample with one channel, a batch (B, H, W) is B samples. Zero
+padding is torch's own where it pads exactly as the spec (symmetric, or 'same' which puts the
+extra row/column after, as correlate 'same' does); anything else is padded explicitly on the host.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
+from convbench.spec import ConvSpec, Padding
+
+
+def _torch_padding(pad: Padding, kernel_shape: tuple[int, int]) -> tuple[int, int] | str | None:
+    if pad.symmetric:
+        return (pad.top, pad.left)
+    if correlate_same(pad, kernel_shape):
+        return "same"
+    return None
+
+
+class TorchBackend(Backend):
+    library = "torch"
+    requires = ("torch",)
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+
+    def __init__(self, name: str, device: str = "cpu") -> None:
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device={device!r} must be 'cpu' or 'cuda'")
+        super().__init__(name, device)
+
+    def _device_missing(self) -> str | None:
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            return f"torch.cuda.is_available() is False (torch {torch.__version__}, {build})"
+        return None
+
+    def settings(self) -> dict[str, str]:
+        import torch
+
+        found = {"torch": torch.__version__, "torch.threads": str(torch.get_num_threads())}
+        if self.device == "cuda":
+            found.update(
+                {
+                    "gpu": torch.cuda.get_device_name(),
+                    "cuda": str(torch.version.cuda),
+                    "cudnn": str(torch.backends.cudnn.version()),
+                    "cudnn.benchmark": str(torch.backends.cudnn.benchmark),
+                    "cudnn.allow_tf32": str(torch.backends.cudnn.allow_tf32),
+                }
+            )
+        return found
+
+    def precision(self, dtype: str) -> str:
+        if self.device == "cuda" and dtype == "float32":
+            import torch
+
+            # cuDNN convolutions use TF32 by default on Ampere and newer.
+            if torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability()[0] >= 8:
+                return "tf32"
+        return dtype
+
+    def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
+        import torch
+        import torch.nn.functional as F
+
+        native, pad = native_or_explicit(spec, kernel.shape, lambda p: _torch_padding(p, kernel.shape) is not None)
+        padding = _torch_padding(pad, kernel.shape) if native else 0
+        host = image if native else spec.pad(image, kernel.shape)
+        dtype = getattr(torch, image.dtype.name)
+        device = torch.device(self.device)
+
+        def upload(x: np.ndarray) -> torch.Tensor:
+            # numpy has no bfloat16 of its own; float32 holds every bfloat16 value exactly.
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=_numpy_carrier(x.dtype)))
+            t = t.to(device=device, dtype=dtype)
+            return t[:, None] if t.ndim == 3 else t[None, None]
+
+        weights = upload(np.ascontiguousarray(spec.correlation_kernel(kernel)))
+        synchronize = torch.cuda.synchronize if self.device == "cuda" else _no_sync
+
+        def op(x: torch.Tensor) -> torch.Tensor:
+            with warnings.catch_warnings():
+                # torch warns that 'same' with an even kernel copies the input; that copy is
+                # part of what a user of padding='same' pays, so it stays in the timing.
+                warnings.filterwarnings("ignore", message="Using padding='same'")
+                y = F.conv2d(x, weights, padding=padding)
+            synchronize()
+            return y
+
+        out_dtype = image.dtype
+
+        def download(y: torch.Tensor) -> np.ndarray:
+            y = y[:, 0] if image.ndim == 3 else y[0, 0]
+            if y.dtype == torch.bfloat16:
+                y = y.float()
+            return y.cpu().numpy().astype(out_dtype, copy=False)
+
+        return Plan(host, upload, op, download, "native" if native else "explicit")
+
+
+def _numpy_carrier(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dtype.name == "bfloat16" else dtype
+
+
+def _no_sync() -> None:
+    """CPU work is done when the call returns."""

@@ -1,0 +1,174 @@
+"""The canonical operation: ``ConvSpec``, its padding rules, and input validation.
+
+Every backend computes exactly what ``scipy.signal.correlate2d`` / ``convolve2d`` compute for the
+same (op, mode, boundary, fillvalue).  A backend maps that onto its library in one of two ways:
+the library's own padding when it is *exactly* this padding, or an explicit ``np.pad`` of the
+image followed by a 'valid' correlation.  ``padding`` below is the single source of truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+OPS = ("correlate", "convolve")
+MODES = ("full", "same", "valid")
+BOUNDARIES = ("fill", "wrap", "symm")
+
+# numpy's names for the boundaries. 'symm' repeats the edge sample (numpy 'symmetric',
+# tf.pad SYMMETRIC); numpy/torch 'reflect' does not and is *not* 'symm'.
+NUMPY_PAD_MODE = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
+
+# Compute dtypes by name. bfloat16 is numpy-visible through ml_dtypes (shipped with jax and TF).
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+class Padding(NamedTuple):
+    """Rows/columns added before (top/left) and after (bottom/right) the image."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def symmetric(self) -> bool:
+        return self.top == self.bottom and self.left == self.right
+
+    @property
+    def is_zero(self) -> bool:
+        return not any(self)
+
+    def numpy(self, batched: bool) -> tuple[tuple[int, int], ...]:
+        lead = ((0, 0),) if batched else ()
+        return (*lead, (self.top, self.bottom), (self.left, self.right))
+
+
+def _axis_padding(op: str, mode: str, k: int) -> tuple[int, int]:
+    if mode == "full":
+        return k - 1, k - 1
+    if mode == "valid":
+        return 0, 0
+    # 'same': correlation centres the kernel at (K-1)//2; convolution, whose kernel is
+    # rotated, at K//2. For even K the two differ by one pixel: the trap behind most
+    # "scipy and Keras disagree" reports.
+    if op == "correlate":
+        return (k - 1) // 2, k // 2
+    return k // 2, (k - 1) // 2
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """What to compute, in scipy.signal's terms.
+
+    ``op="correlate"`` is ``scipy.signal.correlate2d`` and what ``tf.nn.conv2d``, Keras
+    ``Conv2D`` and ``torch.nn.functional.conv2d`` compute; ``op="convolve"`` is
+    ``scipy.signal.convolve2d`` (kernel rotated 180 degrees). The default is the deep-learning
+    convention: a 'same'-sized cross-correlation with zero padding.
+    """
+
+    op: str = "correlate"
+    mode: str = "same"
+    boundary: str = "fill"
+    fillvalue: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field, value, accepted in (
+            ("op", self.op, OPS),
+            ("mode", self.mode, MODES),
+            ("boundary", self.boundary, BOUNDARIES),
+        ):
+            if value not in accepted:
+                raise ValueError(f"ConvSpec {field}={value!r} is not one of {list(accepted)}")
+        if isinstance(self.fillvalue, bool) or not isinstance(self.fillvalue, (int, float)):
+            raise TypeError(f"ConvSpec fillvalue={self.fillvalue!r} must be a real number")
+        if not np.isfinite(self.fillvalue):
+            raise ValueError(f"ConvSpec fillvalue={self.fillvalue!r} must be finite")
+        if self.boundary != "fill" and self.fillvalue != 0:
+            raise ValueError(
+                f"ConvSpec fillvalue={self.fillvalue!r} only applies to boundary='fill', "
+                f"not boundary={self.boundary!r}"
+            )
+        object.__setattr__(self, "fillvalue", float(self.fillvalue))
+
+    def __str__(self) -> str:
+        fill = f",fillvalue={self.fillvalue:g}" if self.fillvalue else ""
+        return f"{self.op}[mode={self.mode},boundary={self.boundary}{fill}]"
+
+    def padding(self, kernel_shape: tuple[int, int]) -> Padding:
+        """Padding of the image that turns this spec into a 'valid' correlation."""
+        top, bottom = _axis_padding(self.op, self.mode, kernel_shape[0])
+        left, right = _axis_padding(self.op, self.mode, kernel_shape[1])
+        return Padding(top, bottom, left, right)
+
+    def output_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> tuple:
+        pad = self.padding(kernel_shape)
+        *batch, h, w = image_shape
+        kh, kw = kernel_shape
+        return (*batch, h + pad.top + pad.bottom - kh + 1, w + pad.left + pad.right - kw + 1)
+
+    def correlation_kernel(self, kernel: np.ndarray) -> np.ndarray:
+        """The kernel a cross-correlation must use: rotated 180 degrees for 'convolve'."""
+        return kernel[::-1, ::-1] if self.op == "convolve" else kernel
+
+    def pad(self, image: np.ndarray, kernel_shape: tuple[int, int]) -> np.ndarray:
+        """The image padded per this spec (host side, numpy), ready for a 'valid' correlation."""
+        pad = self.padding(kernel_shape)
+        if pad.is_zero:
+            return image
+        widths = pad.numpy(batched=image.ndim == 3)
+        if self.boundary == "fill":
+            fill = np.asarray(self.fillvalue).astype(image.dtype)
+            return np.pad(image, widths, mode="constant", constant_values=fill)
+        return np.pad(image, widths, mode=NUMPY_PAD_MODE[self.boundary])
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def check_inputs(
+    image: np.ndarray, kernel: np.ndarray, spec: ConvSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate image and kernel for ``spec``; return them as arrays, kernel in the image's dtype.
+
+    The image's dtype is the compute dtype. A kernel of another real dtype is cast to it
+    (documented choice: frameworks hold weights in the activation dtype, and a float64 kernel
+    with a float32 image is the common accident, not a request for mixed precision).
+    """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"spec must be a convbench.ConvSpec, got {type(spec).__name__}")
+    image = np.asarray(image)
+    kernel = np.asarray(kernel)
+    if image.ndim not in (2, 3):
+        raise ValueError(
+            f"image must be 2-D (H, W) or 3-D (B, H, W); got {image.ndim}-D shape {image.shape}"
+        )
+    if kernel.ndim != 2:
+        raise ValueError(f"kernel must be 2-D (kh, kw); got {kernel.ndim}-D shape {kernel.shape}")
+    if image.size == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if kernel.size == 0:
+        raise ValueError(f"kernel is empty: shape {kernel.shape}")
+    name = dtype_name(image.dtype)
+    if name not in FLOAT_DTYPES:
+        raise TypeError(
+            f"image dtype {name} is not supported; the image's dtype is the compute dtype and "
+            f"must be one of {list(FLOAT_DTYPES)}"
+        )
+    kind = kernel.dtype.kind
+    if kind not in "iuf" and dtype_name(kernel.dtype) != "bfloat16":
+        raise TypeError(
+            f"kernel dtype {kernel.dtype} is not supported; use a real dtype "
+            f"(it is cast to the image's dtype {name})"
+        )
+    if spec.mode == "valid" and (
+        kernel.shape[0] > image.shape[-2] or kernel.shape[1] > image.shape[-1]
+    ):
+        raise ValueError(
+            f"kernel {kernel.shape} is larger than the image {image.shape[-2:]} in mode 'valid', "
+            "which would give an empty result; use mode 'same' or 'full'"
+        )
+    return image, kernel.astype(image.dtype, copy=False)
