@@ -11,6 +11,7 @@ where the output landed and refuses a result from the wrong device.
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 
@@ -26,6 +27,8 @@ def import_tensorflow():  # noqa: ANN201 (the module, typed only where TF is ins
     Both wheels bundle native libraries (OpenMP, protobuf); loading TensorFlow's first has
     crashed or hung a later torch import in the same process, the other order is safe.
     """
+    # TensorFlow's C++ start-up log (oneDNN notices, CPU-feature hints) is noise for a harness.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if importlib.util.find_spec("torch") is not None:
         import torch  # noqa: F401
 

@@ -1,0 +1,20 @@
+"""The ``convbench`` command. Each subcommand lives in its own module of this package.
+
+Exit codes: 0 ok, 1 a failure in the work, 2 bad usage (click's own code for usage errors).
+"""
+
+from __future__ import annotations
+
+import click
+
+from convbench import __version__
+from convbench.cli.list_cmd import list_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="convbench")
+def main() -> None:
+    """Benchmark 2-D convolution across libraries and devices: speed and numerical agreement."""
+
+
+main.add_command(list_command)
