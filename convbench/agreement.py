@@ -61,7 +61,9 @@ class Agreement:
 
     def __str__(self) -> str:
         verdict = "ok" if self.ok else "MISMATCH"
-        extra = f", {self.nonfinite_mismatch} non-finite mismatches" if self.nonfinite_mismatch else ""
+        extra = (
+            f", {self.nonfinite_mismatch} non-finite mismatches" if self.nonfinite_mismatch else ""
+        )
         return (
             f"{verdict}: max_rel={self.max_rel:.3g} (tol {self.tolerance:.3g}, {self.precision}), "
             f"max_abs={self.max_abs:.3g}, rel_l2={self.rel_l2:.3g}, max_ulp={self.max_ulp:.3g}"
@@ -114,7 +116,9 @@ def agreement(
         norm = float(np.linalg.norm(r[finite]))
         max_abs = float(diff.max())
         max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
-        rel_l2 = float(np.linalg.norm(diff)) / norm if norm > 0 else (0.0 if max_abs == 0 else math.inf)
+        rel_l2 = (
+            float(np.linalg.norm(diff)) / norm if norm > 0 else (0.0 if max_abs == 0 else math.inf)
+        )
         max_ulp = float(ulp_distance(actual[finite], reference[finite]).max())
     else:
         max_abs = max_rel = rel_l2 = max_ulp = 0.0

@@ -138,7 +138,9 @@ class Backend(ABC):
         image, kernel = check_inputs(image, kernel, spec)
         dtype = image.dtype.name
         if self.unavailable_reason:
-            raise BackendUnavailable(f"backend {self.name!r} is unavailable: {self.unavailable_reason}")
+            raise BackendUnavailable(
+                f"backend {self.name!r} is unavailable: {self.unavailable_reason}"
+            )
         reason = self.dtype_unsupported(dtype)
         if reason:
             raise NotImplementedError(reason)

@@ -68,12 +68,17 @@ class JaxBackend(Backend):
         def upload(x: np.ndarray) -> jax.Array:
             return jax.device_put(x[:, None] if batched else x[None, None], device)
 
-        weights = jax.device_put(np.ascontiguousarray(spec.correlation_kernel(kernel))[None, None], device)
+        weights = jax.device_put(
+            np.ascontiguousarray(spec.correlation_kernel(kernel))[None, None], device
+        )
         precision = getattr(lax.Precision, self.jax_precision.upper())
 
         def conv(x: jax.Array) -> jax.Array:
             return lax.conv_general_dilated(
-                x, weights, (1, 1), ((pad.top, pad.bottom), (pad.left, pad.right)),
+                x,
+                weights,
+                (1, 1),
+                ((pad.top, pad.bottom), (pad.left, pad.right)),
                 precision=precision,
             )
 

@@ -21,7 +21,7 @@ from convbench.spec import ConvSpec, Padding
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
 
 
-def import_tensorflow():  # noqa: ANN201 (the module, typed only where TF is installed)
+def import_tensorflow():
     """Import TensorFlow, after torch when torch is installed.
 
     Both wheels bundle native libraries (OpenMP, protobuf); loading TensorFlow's first has

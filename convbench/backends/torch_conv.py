@@ -37,7 +37,9 @@ class TorchBackend(Backend):
         import torch
 
         if self.device == "cuda" and not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            build = (
+                "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            )
             return f"torch.cuda.is_available() is False (torch {torch.__version__}, {build})"
         return None
 
@@ -70,7 +72,9 @@ class TorchBackend(Backend):
         import torch
         import torch.nn.functional as F
 
-        native, pad = native_or_explicit(spec, kernel.shape, lambda p: _torch_padding(p, kernel.shape) is not None)
+        native, pad = native_or_explicit(
+            spec, kernel.shape, lambda p: _torch_padding(p, kernel.shape) is not None
+        )
         padding = _torch_padding(pad, kernel.shape) if native else 0
         host = image if native else spec.pad(image, kernel.shape)
         dtype = getattr(torch, image.dtype.name)

@@ -23,7 +23,9 @@ def list_command(deep: bool) -> None:
     """List every known backend, available or not, with the reason and its versions."""
     from convbench.registry import get_backend
 
-    table = Table(title=f"convbench backends on {platform.node()} (Python {platform.python_version()})")
+    table = Table(
+        title=f"convbench backends on {platform.node()} (Python {platform.python_version()})"
+    )
     for column in ("backend", "library", "device", "available", "versions / reason"):
         table.add_column(column)
     for status in list_backends(deep=deep):
