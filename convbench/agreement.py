@@ -83,8 +83,10 @@ def _ordered_ints(values: np.ndarray) -> np.ndarray:
 def ulp_distance(actual: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Representable values of ``actual.dtype`` between ``actual`` and the rounded reference."""
     rounded = reference.astype(actual.dtype)
-    # Subtract in float64: int64 could overflow between far-apart values of opposite sign.
-    return np.abs(_ordered_ints(actual).astype(np.float64) - _ordered_ints(rounded))
+    a, b = _ordered_ints(actual), _ordered_ints(rounded)
+    # In uint64 the difference hi - lo is exact (it lies in [0, 2**64)); int64 could overflow.
+    hi, lo = np.maximum(a, b).astype(np.uint64), np.minimum(a, b).astype(np.uint64)
+    return (hi - lo).astype(np.float64)
 
 
 def agreement(

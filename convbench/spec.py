@@ -110,8 +110,9 @@ class ConvSpec:
         return (*batch, h + pad.top + pad.bottom - kh + 1, w + pad.left + pad.right - kw + 1)
 
     def correlation_kernel(self, kernel: np.ndarray) -> np.ndarray:
-        """The kernel a cross-correlation must use: rotated 180 degrees for 'convolve'."""
-        return kernel[::-1, ::-1] if self.op == "convolve" else kernel
+        """The kernel a cross-correlation must use (rotated 180 degrees for 'convolve'), as a
+        C-contiguous copy that frameworks can take without a stride check."""
+        return (kernel[::-1, ::-1] if self.op == "convolve" else kernel).copy()
 
     def pad(self, image: np.ndarray, kernel_shape: tuple[int, int]) -> np.ndarray:
         """The image padded per this spec (host side, numpy), ready for a 'valid' correlation."""

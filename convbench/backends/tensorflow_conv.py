@@ -118,7 +118,7 @@ class TensorFlowBackend(Backend):
                 t = tf.identity(tf.constant(x[None, ..., None] if not batched else x[..., None]))
             return t
 
-        weights = upload(np.ascontiguousarray(spec.correlation_kernel(kernel)))
+        weights = upload(spec.correlation_kernel(kernel))
         weights = tf.reshape(weights, (*kernel.shape, 1, 1))
         # Eager CPU ops are synchronous; GPU ops are queued on a stream and must be waited for.
         wait = tf.test.experimental.sync_devices if self.device == "gpu" else _no_wait

@@ -86,7 +86,7 @@ class TorchBackend(Backend):
             t = t.to(device=device, dtype=dtype)
             return t[:, None] if t.ndim == 3 else t[None, None]
 
-        weights = upload(np.ascontiguousarray(spec.correlation_kernel(kernel)))
+        weights = upload(spec.correlation_kernel(kernel))
         synchronize = torch.cuda.synchronize if self.device == "cuda" else _no_sync
 
         def op(x: torch.Tensor) -> torch.Tensor:

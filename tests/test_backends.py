@@ -1,0 +1,105 @@
+"""Every available backend agrees with the float64 reference on every spec it accepts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import convbench
+from convbench.spec import FLOAT_DTYPES, ConvSpec
+from tests.strategies import Case, cases, record
+
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _dtype_available(dtype: str) -> None:
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes", reason="bfloat16 arrays need ml_dtypes")
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_backend_matches_reference(backend: convbench.Backend, dtype: str) -> None:
+    _dtype_available(dtype)
+    reason = backend.dtype_unsupported(dtype)
+    if reason:
+        x = np.ones((4, 4), dtype)
+        with pytest.raises(NotImplementedError, match=dtype):
+            backend.prepare(x, x[:2, :2], ConvSpec())
+        pytest.skip(reason)
+
+    @PROPERTY
+    @given(cases(dtype=dtype))
+    def check(case: Case) -> None:
+        prepared = backend.prepare(case.image, case.kernel, case.spec)
+        out = prepared.result()
+        expected = convbench.reference(case.image, case.kernel, case.spec)
+        assert out.dtype == case.image.dtype
+        assert out.shape == expected.shape == prepared.output_shape
+        found = convbench.agreement(
+            out, expected, terms=case.kernel.size, precision=backend.precision(dtype)
+        )
+        record(backend.name, dtype, found.max_rel)
+        assert found.ok, f"{backend.name} {case.spec} {prepared.padding}: {found}"
+
+    check()
+
+
+@pytest.mark.parametrize("spec", [ConvSpec(mode="same"), ConvSpec("convolve", "full", "wrap")])
+def test_end_to_end_equals_result(backend: convbench.Backend, spec: ConvSpec) -> None:
+    rng = np.random.default_rng(5)
+    x, k = rng.standard_normal((2, 20, 17)), rng.standard_normal((4, 3))
+    prepared = backend.prepare(x, k, spec)
+    np.testing.assert_array_equal(prepared.end_to_end(), prepared.result())
+    np.testing.assert_array_equal(prepared.fetch(prepared.run()), prepared())
+
+
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+def test_nan_spoils_only_its_windows(backend: convbench.Backend, op: str) -> None:
+    x = np.random.default_rng(6).standard_normal((16, 16)).astype(np.float32)
+    x[7, 9] = np.nan
+    k = np.random.default_rng(7).standard_normal((4, 3)).astype(np.float32)
+    spec = ConvSpec(op=op, mode="same")
+    out = backend.prepare(x, k, spec).result()
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(convbench.reference(x, k, spec)))
+
+
+@given(kernel=st.integers(1, 6), size=st.integers(6, 12))
+@settings(max_examples=20, deadline=None)
+def test_seed_keras_same_vs_convolve2d(kernel: int, size: int) -> None:
+    """The seed report, named: Keras' SAME 'conv' is a correlation; scipy.signal.convolve2d
+    rotates the kernel; for even kernels the 'same' windows also sit one pixel apart."""
+    rng = np.random.default_rng(kernel * 100 + size)
+    x, k = rng.standard_normal((size, size)), rng.standard_normal((kernel, kernel))
+    keras_like = convbench.reference(x, k, ConvSpec("correlate", "same"))
+    scipy_conv = convbench.run("scipy-convolve2d", x, k, ConvSpec("convolve", "same"))
+    if kernel > 1:
+        assert not np.allclose(keras_like, scipy_conv)
+    # Rotating the kernel 180 degrees "fixes it" for odd kernels only ...
+    rotated = convbench.run("scipy-convolve2d", x, k[::-1, ::-1], ConvSpec("convolve", "same"))
+    assert np.allclose(keras_like, rotated) == (kernel % 2 == 1)
+    # ... and for even ones the rest is a one-pixel shift of the window:
+    if kernel % 2 == 0:
+        np.testing.assert_allclose(keras_like[:-1, :-1], rotated[1:, 1:], atol=1e-12)
+    # convbench's scipy backend computes the framework's op exactly.
+    same = convbench.run("scipy-convolve2d", x, k, ConvSpec("correlate", "same"))
+    np.testing.assert_allclose(same, keras_like, atol=1e-12)
+
+
+def test_seed_with_tensorflow() -> None:
+    tf_backend = convbench.get_backend("tensorflow-cpu")
+    if tf_backend.unavailable_reason:
+        pytest.skip(tf_backend.unavailable_reason)
+    rng = np.random.default_rng(8)
+    x, k = rng.standard_normal((32, 32)), rng.standard_normal((4, 4))
+    keras_like = tf_backend.prepare(x, k, ConvSpec("correlate", "same")).result()
+    scipy_conv = convbench.run("scipy-convolve2d", x, k, ConvSpec("convolve", "same"))
+    assert not np.allclose(keras_like, scipy_conv)
+    np.testing.assert_allclose(
+        keras_like,
+        convbench.run("scipy-correlate2d", x, k, ConvSpec("correlate", "same")),
+        atol=1e-12,
+    )
