@@ -1,0 +1,70 @@
+"""asv results -> pandas tables -> one self-contained ``index.html``.
+
+``load_results`` reads every machine under a results dir; ``html.page`` renders from data alone;
+``build_report`` is the one place that measures what is missing and writes to disk.
+
+The memory-bandwidth floor of a machine is the ``memory_bandwidth_gbs`` recorded in its
+``convbench-environment.json`` when present; otherwise, for the machine the report is built on
+(its name is this host's name), a numpy copy is measured at report time; other machines show none.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import platform
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from convbench.report import html
+from convbench.report.results import load_environments, load_results
+from convbench.report.tables import suite_skip_reason
+from convbench.timing import copy_bandwidth
+
+__all__ = ["bandwidths", "build_report", "load_environments", "load_results"]
+
+
+def bandwidths(
+    environments: Mapping[str, dict],
+    machines,
+    measure: Callable[[], float] | None = copy_bandwidth,
+    host: str | None = None,
+) -> dict[str, tuple[float, str]]:
+    """Each machine's memory-bandwidth floor in GB/s and where the number comes from."""
+    host = platform.node() if host is None else host
+    found = {}
+    for machine in machines:
+        recorded = environments.get(machine, {}).get("memory_bandwidth_gbs")
+        if recorded:
+            found[machine] = (float(recorded), "recorded with the results")
+        elif machine == host and measure is not None:
+            found[machine] = (measure(), f"measured on {host} when this report was built")
+        else:
+            found[machine] = (math.nan, "not recorded")
+    return found
+
+
+def build_report(
+    results_dir: str | Path,
+    output_dir: str | Path,
+    measure: Callable[[], float] | None = copy_bandwidth,
+) -> Path:
+    """Read ``results_dir``, write ``output_dir/index.html`` and return its path."""
+    results = load_results(results_dir)
+    if results.empty:
+        raise ValueError(f"no asv results under {str(results_dir)!r}")
+    environments = load_environments(results_dir)
+    machines = sorted(results.machine.unique())
+    data = html.ReportData(
+        results=results,
+        environments=environments,
+        bandwidth=bandwidths(environments, machines, measure),
+        generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        source=str(results_dir),
+        skip_reason=suite_skip_reason(),
+    )
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    index = output / "index.html"
+    index.write_text(html.page(data), encoding="utf-8")
+    return index

@@ -1,0 +1,399 @@
+"""The report page as pure functions from data to HTML strings; nothing here touches the disk.
+
+Self-contained on purpose: styles inline, figures inline SVG, no scripts, so ``index.html`` opens
+from disk, offline, and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from convbench.report import plots, tables
+from convbench.timing import format_seconds
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2733;
+       margin: 0 auto; max-width: 1280px; padding: 0 24px 48px; }
+h1 { margin: 24px 0 4px; } h2 { margin-top: 36px; border-bottom: 2px solid #dfe5ec; }
+h3 { margin: 22px 0 6px; } .sub { color: #5b6b7c; margin: 0 0 12px; }
+.fixture { background: #fff4d6; border: 1px solid #e6c45c; padding: 6px 10px; }
+ul.glance li { margin: 3px 0; }
+table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13px; }
+th, td { padding: 3px 9px; border-bottom: 1px solid #e4e9ef; text-align: left;
+         vertical-align: top; }
+th { background: #f3f6f9; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.pass { color: #17683a; font-weight: 600; } td.fail { color: #b3261e; font-weight: 600; }
+td.heat { text-align: right; font-variant-numeric: tabular-nums; }
+nav a { margin-right: 14px; } svg { max-width: 100%; height: auto; }
+.env { display: flex; flex-wrap: wrap; gap: 24px; } .env > div { flex: 1 1 380px; }
+small, .note { color: #5b6b7c; }
+"""
+MISSING = "\u2013"  # an en dash in an empty cell
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: text (escaped when rendered), a CSS class and an optional inline style."""
+
+    text: str
+    css: str = ""
+    style: str = ""
+
+    def render(self) -> str:
+        css = f' class="{self.css}"' if self.css else ""
+        style = f' style="{self.style}"' if self.style else ""
+        return f"<td{css}{style}>{html.escape(self.text)}</td>"
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the page shows; built by ``convbench.report.build_report``."""
+
+    results: pd.DataFrame
+    environments: Mapping[str, dict]
+    bandwidth: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    generated: str = ""
+    source: str = ""
+    skip_reason: Callable[..., str | None] | None = None
+
+
+def number(value: float, digits: int = 3) -> Cell:
+    return Cell(MISSING if _missing(value) else f"{value:.{digits}g}", "num")
+
+
+def seconds(value: float) -> Cell:
+    return Cell(MISSING if _missing(value) else format_seconds(value), "num")
+
+
+def ratio(value: float) -> Cell:
+    return Cell(MISSING if _missing(value) else f"{value:.3g}x", "num")
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Cell | str]], caption: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join((c if isinstance(c, Cell) else Cell(str(c))).render() for c in row)
+        + "</tr>"
+        for row in rows
+    )
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def heat(ratio_to_tolerance: float, text: str) -> Cell:
+    """Green well inside the tolerance, through yellow, to red past it."""
+    if _missing(ratio_to_tolerance):
+        return Cell(MISSING, "heat")
+    r = max(0.0, min(ratio_to_tolerance, 2.0)) / 2.0
+    hue = 120 * (1 - r)
+    return Cell(text, "heat", f"background: hsl({hue:.0f}, 70%, 85%)")
+
+
+def glance(data: ReportData) -> str:
+    """A few sentences: which is fastest, by how much, do they agree, what is missing."""
+    times = tables.op_times(data.results)
+    items = []
+    for machine, group in tables.fastest(times).groupby("machine"):
+        wins = group.fastest.value_counts()
+        top = wins.index[0]
+        largest = next(
+            group[group["size"] == group["size"].max()].sort_values("seconds").itertuples()
+        )
+        margin = (
+            f", {largest.margin:.2g}x ahead of {largest.runner_up}" if largest.runner_up else ""
+        )
+        items.append(
+            f"On <b>{html.escape(machine)}</b>, <b>{html.escape(top)}</b> is fastest in "
+            f"{wins.iloc[0]} of {len(group)} cases; at {largest.size}x{largest.size} "
+            f"({largest.kernel}x{largest.kernel} kernel, {largest.dtype}) "
+            f"{html.escape(largest.fastest)} takes {format_seconds(largest.seconds)}"
+            f"{html.escape(margin)}."
+        )
+    pairs = tables.cpu_vs_gpu(data.results)
+    if not pairs.empty:
+        best = next(pairs.loc[[pairs.speedup.idxmax()]].itertuples())
+        items.append(
+            f"CPU vs GPU: up to <b>{best.speedup:.3g}x</b> ({html.escape(best.gpu_backend)} on "
+            f"{html.escape(best.gpu_machine)} vs {html.escape(best.cpu_backend)} on "
+            f"{html.escape(best.cpu_machine)}, {best.size}x{best.size}, k={best.kernel}, "
+            f"{best.dtype}); {best.speedup_end_to_end:.3g}x counting the host/device transfers."
+        )
+    agree = tables.agreement(data.results, data.environments)
+    bad = agree[~agree.ok]
+    text = f"Agreement: {int(agree.ok.sum())} of {len(agree)} results within tolerance"
+    if not bad.empty:
+        worst = next(bad.loc[[bad.ratio.idxmax()]].itertuples())
+        text += (
+            f"; <b>{len(bad)} outside</b>, worst {html.escape(worst.backend)} {worst.dtype} "
+            f"{worst.size}x{worst.size} k={worst.kernel} on {html.escape(worst.machine)} "
+            f"({worst.ratio:.3g}x its tolerance)"
+        )
+    items.append(text + ".")
+    status = data.results[data.results.suite == "Conv"].status.value_counts()
+    items.append(
+        f"Not run: {status.get('skipped', 0)} skipped and {status.get('failed', 0)} failed "
+        "Conv results, listed with reasons below."
+    )
+    return '<ul class="glance">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def _size_pivot(frame: pd.DataFrame, rows: list[str], cell: Callable[[pd.Series], Cell]) -> str:
+    sizes = sorted(frame["size"].unique())
+    body = []
+    for key, group in frame.groupby(rows, sort=True):
+        by_size = {row.size: row for row in group.itertuples()}
+        key = key if isinstance(key, tuple) else (key,)
+        body.append(
+            [*map(str, key), *(cell(by_size[s]) if s in by_size else Cell(MISSING) for s in sizes)]
+        )
+    return table([*rows, *(f"{s}x{s}" for s in sizes)], body)
+
+
+def machine_section(data: ReportData, machine: str, colors: dict[str, str]) -> str:
+    times = tables.op_times(data.results)
+    times = times[times.machine == machine]
+    env = data.environments.get(machine, {})
+    gpu = env.get("gpu") or "no GPU"
+    parts = [
+        f'<h2 id="m-{html.escape(machine)}">Machine {html.escape(machine)}</h2>',
+        f'<p class="sub">{html.escape(str(env.get("cpu", "CPU not recorded")))}, '
+        f"{env.get('cores', '?')} cores; {html.escape(str(gpu))}</p>",
+    ]
+    if times.empty:
+        return "".join([*parts, "<p>No Conv.time_op results on this machine.</p>"])
+    parts.append(plots.time_vs_size(times, colors, f"{machine}: time per op (lower is better)"))
+    parts.append("<h3>Fastest backend per case</h3>")
+    parts.append(
+        _size_pivot(
+            tables.fastest(times),
+            ["dtype", "kernel"],
+            lambda r: Cell(
+                r.fastest + ("" if _missing(r.margin) else f" ({r.margin:.2g}x)"),
+                "num",
+            ),
+        )
+    )
+    parts.append('<p class="note">In brackets: how much slower the runner-up is.</p>')
+    floor, source = data.bandwidth.get(machine, (math.nan, "not recorded"))
+    flow = tables.throughput(times, {machine: floor})
+    parts.append("<h3>Time per op and throughput</h3>")
+    parts.append(
+        f'<p class="note">GB/s = bytes read and written (image, kernel, output) / median time; '
+        f"in brackets its share of the memory-bandwidth floor, a numpy copy at "
+        f"{_gbps(floor)} ({html.escape(source)}).</p>"
+    )
+    parts.append(
+        _size_pivot(
+            flow,
+            ["backend", "dtype", "kernel"],
+            lambda r: Cell(
+                f"{format_seconds(r.seconds)} · {r.gb_per_s:.3g} GB/s"
+                + ("" if _missing(r.of_bandwidth) else f" ({r.of_bandwidth:.0%})"),
+                "num",
+            ),
+        )
+    )
+    batch = data.results[
+        (data.results.machine == machine)
+        & (data.results.suite == "ConvBatch")
+        & (data.results.status == "ok")
+    ]
+    if not batch.empty:
+        parts.append("<h3>Batches</h3>")
+        rows = [
+            [
+                r.backend,
+                str(r.batch),
+                f"{r.size}x{r.size}",
+                str(r.kernel),
+                r.dtype,
+                seconds(r.value),
+                seconds(r.value / r.batch),
+            ]
+            for r in batch.sort_values(["backend", "size", "batch"]).itertuples()
+        ]
+        parts.append(
+            table(["backend", "batch", "size", "kernel", "dtype", "time", "per image"], rows)
+        )
+    return "".join(parts)
+
+
+def _gbps(value: float) -> str:
+    return "(unknown)" if _missing(value) else f"{value:.3g} GB/s"
+
+
+def gpu_section(data: ReportData, colors: dict[str, str]) -> str:
+    pairs = tables.cpu_vs_gpu(data.results)
+    head = '<h2 id="gpu">CPU vs GPU</h2>'
+    if pairs.empty:
+        return head + (
+            "<p>No case ran on both a CPU backend and the same library's GPU backend "
+            "(e.g. torch-cpu and torch-cuda); run the suite on a GPU machine and commit its "
+            "results next to these.</p>"
+        )
+    float32 = pairs[pairs.dtype == "float32"]
+    figure = plots.speedups(float32 if not float32.empty else pairs, colors)
+    pairs = pairs.assign(
+        CPU=pairs.cpu_backend + " @ " + pairs.cpu_machine,
+        GPU=pairs.gpu_backend + " @ " + pairs.gpu_machine,
+    )
+    speedup = _size_pivot(
+        pairs,
+        ["CPU", "GPU", "kernel", "dtype"],
+        lambda r: Cell(f"{r.speedup:.3g}x · {r.speedup_end_to_end:.3g}x", "num"),
+    )
+    transfers = pairs.drop_duplicates(["GPU", "kernel", "dtype", "size"])
+    transfer = _size_pivot(
+        transfers,
+        ["GPU", "kernel", "dtype"],
+        lambda r: Cell(f"{format_seconds(r.transfer_s)} (op {format_seconds(r.gpu_s)})", "num"),
+    )
+    return "".join(
+        [
+            head,
+            '<p class="note">CPU time / GPU time for the same case. The first number is the op '
+            "alone with the data already on the device (Conv.time_op); the second counts the "
+            "host/device transfers too (Transfer.time_end_to_end): what a caller holding numpy "
+            "arrays gets.</p>",
+            figure,
+            speedup,
+            "<h3>Transfer cost</h3>",
+            '<p class="note">Transfer.time_end_to_end minus the op: upload of the image and '
+            "download of the result.</p>",
+            transfer,
+        ]
+    )
+
+
+def agreement_section(data: ReportData) -> str:
+    agree = tables.agreement(data.results, data.environments)
+    head = '<h2 id="agreement">Agreement with the float64 reference</h2>'
+    if agree.empty:
+        return head + "<p>No Conv.track_max_rel results.</p>"
+    sizes = sorted(agree["size"].unique())
+    rows = []
+    keys = ["machine", "backend", "dtype", "kernel"]
+    for key, group in agree.groupby(keys, sort=True):
+        by_size = {r.size: r for r in group.itertuples()}
+        cells = [
+            heat(by_size[s].ratio, f"{by_size[s].max_rel:.2g}") if s in by_size else Cell(MISSING)
+            for s in sizes
+        ]
+        first = next(group.itertuples())
+        verdict = Cell("pass", "pass") if group.ok.all() else Cell("FAIL", "fail")
+        rows.append([*map(str, key), first.precision, number(first.tolerance), *cells, verdict])
+    header = [*keys, "precision", "tolerance", *(f"{s}x{s}" for s in sizes), "verdict"]
+    return "".join(
+        [
+            head,
+            '<p class="note">max_rel = max |result &minus; reference| / max |reference| '
+            "(reference: the same op in float64 on the CPU). Tolerance = 8·u·√(k²) for the "
+            "unit roundoff u of the precision the arithmetic ran in (TF32 where the recorded "
+            "settings allowed it). "
+            "Cell colour: green well inside the tolerance, red past it.</p>",
+            table(header, rows),
+        ]
+    )
+
+
+def environment_section(data: ReportData) -> str:
+    parts = ['<h2 id="environment">Environments</h2><div class="env">']
+    for machine, env in sorted(data.environments.items()):
+        floor, source = data.bandwidth.get(machine, (math.nan, "not recorded"))
+        facts = [
+            ("collected", env.get("collected")),
+            ("CPU", env.get("cpu")),
+            ("cores", env.get("cores")),
+            ("memory", f"{env['memory_gib']} GiB" if env.get("memory_gib") else None),
+            ("memory bandwidth", f"{_gbps(floor)} ({source})"),
+            ("GPU", env.get("gpu")),
+            ("driver", env.get("driver")),
+            ("CUDA", env.get("cuda")),
+            ("cuDNN", env.get("cudnn")),
+            ("Python", env.get("python")),
+            *sorted((env.get("versions") or {}).items()),
+        ]
+        backends = [
+            [
+                name,
+                Cell("yes", "pass") if b.get("available") else Cell("no", "fail"),
+                ", ".join(f"{k}={v}" for k, v in (b.get("settings") or {}).items())
+                or (b.get("reason") or ""),
+            ]
+            for name, b in sorted((env.get("backends") or {}).items())
+        ]
+        parts.append(
+            f"<div><h3>{html.escape(machine)}</h3>"
+            + table(["", ""], [[k, MISSING if v is None else str(v)] for k, v in facts])
+            + table(["backend", "available", "settings / reason"], backends)
+            + "</div>"
+        )
+    if not data.environments:
+        parts.append("<p>No convbench-environment.json found next to the results.</p>")
+    return "".join([*parts, "</div>"])
+
+
+def not_run_section(data: ReportData) -> str:
+    missing = tables.not_run(data.results, data.environments, data.skip_reason)
+    head = '<h2 id="not-run">Skipped and failed</h2>'
+    if missing.empty:
+        return head + "<p>Every case ran.</p>"
+    rows = [
+        [
+            r.machine,
+            r.backend,
+            Cell(r.status, "fail" if r.status == "failed" else ""),
+            r.reason,
+            r.benchmarks,
+            r.dtypes,
+            r.sizes,
+            Cell(str(r.cases), "num"),
+        ]
+        for r in missing.itertuples()
+    ]
+    header = ["machine", "backend", "status", "reason", "benchmarks", "dtypes", "sizes", "cases"]
+    return head + table(header, rows)
+
+
+def page(data: ReportData) -> str:
+    """The whole ``index.html``."""
+    machines = sorted(data.results.machine.unique())
+    colors = plots.backend_colors(data.results.backend.dropna())
+    fixture = [env["fixture"] for env in data.environments.values() if env.get("fixture")]
+    banner = f'<p class="fixture">{html.escape(fixture[0])}</p>' if fixture else ""
+    nav = "".join(f'<a href="#m-{html.escape(m)}">{html.escape(m)}</a>' for m in machines)
+    nav += '<a href="#gpu">CPU vs GPU</a><a href="#agreement">agreement</a>'
+    nav += '<a href="#environment">environments</a><a href="#not-run">skipped/failed</a>'
+    body = [
+        "<h1>convbench report</h1>",
+        f'<p class="sub">2-D convolution, correlate mode="same", zero padding; '
+        f"{len(machines)} machine(s) from {html.escape(data.source)}; generated "
+        f"{html.escape(data.generated)}. History per commit: <code>asv publish</code>.</p>",
+        banner,
+        f"<nav>{nav}</nav>",
+        "<h2>At a glance</h2>",
+        glance(data),
+        *(machine_section(data, m, colors) for m in machines),
+        gpu_section(data, colors),
+        agreement_section(data),
+        environment_section(data),
+        not_run_section(data),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>convbench report</title><style>{CSS}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )

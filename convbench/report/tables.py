@@ -1,0 +1,216 @@
+"""Pure functions from the long results frame (``results.load_results``) to the report's tables.
+
+Cases are the suites' parameters (backend, batch, size, kernel, dtype) of the default spec, a
+'same'-sized correlation: an output is as large as its image.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+
+from convbench.agreement import tolerance
+
+CASE = ["backend", "batch", "size", "kernel", "dtype"]
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+GPU_SUFFIXES = ("-cuda", "-gpu")
+NO_MESSAGE = "the benchmark raised an error; asv keeps no message (see the asv run log)"
+
+
+def is_gpu(backend: str) -> bool:
+    return backend.endswith(GPU_SUFFIXES)
+
+
+def library(backend: str) -> str:
+    return backend.split("-", 1)[0]
+
+
+def bytes_moved(size: int, kernel: int, dtype: str, batch: int = 1) -> int:
+    """Bytes an op must read and write at least: image, kernel and a 'same'-sized output."""
+    return ITEMSIZE[dtype] * (2 * batch * size * size + kernel * kernel)
+
+
+def _metric(df: pd.DataFrame, suite: str, metric: str, status: str = "ok") -> pd.DataFrame:
+    return df[(df.suite == suite) & (df.metric == metric) & (df.status == status)]
+
+
+def op_times(df: pd.DataFrame) -> pd.DataFrame:
+    """``Conv.time_op``: seconds per op for every machine and case that ran."""
+    rows = _metric(df, "Conv", "time_op")
+    return rows[["machine", *CASE, "value", "q25", "q75"]].rename(columns={"value": "seconds"})
+
+
+def throughput(times: pd.DataFrame, bandwidth: Mapping[str, float | None]) -> pd.DataFrame:
+    """GB/s (bytes read + written over time) and that as a share of the machine's copy rate."""
+    out = times.copy()
+    moved = [
+        bytes_moved(s, k, d, b)
+        for s, k, d, b in zip(out["size"], out["kernel"], out["dtype"], out["batch"], strict=True)
+    ]
+    out["gb_per_s"] = pd.Series(moved, index=out.index, dtype=float) / out["seconds"] / 1e9
+    floor = out["machine"].map(lambda m: bandwidth.get(m) or math.nan)
+    # The floor is the host's memory; a GPU streams from its own, which is not measured here.
+    floor[out["backend"].map(is_gpu)] = math.nan
+    out["of_bandwidth"] = out["gb_per_s"] / floor
+    return out
+
+
+def fastest(times: pd.DataFrame) -> pd.DataFrame:
+    """Per machine and case, the fastest backend and how much faster it is than the runner-up."""
+    rows = []
+    keys = ["machine", "dtype", "kernel", "size", "batch"]
+    for key, group in times.groupby(keys, sort=True):
+        ranked = group.sort_values("seconds")
+        best = ranked.iloc[0]
+        runner_up = ranked.iloc[1] if len(ranked) > 1 else None
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "fastest": best.backend,
+                "seconds": best.seconds,
+                "runner_up": None if runner_up is None else runner_up.backend,
+                "margin": math.nan if runner_up is None else runner_up.seconds / best.seconds,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*keys, "fastest", "seconds", "runner_up", "margin"])
+
+
+def cpu_vs_gpu(df: pd.DataFrame) -> pd.DataFrame:
+    """The same case on a library's CPU backend and its GPU backend, on any pair of machines.
+
+    ``speedup`` compares the op alone (data already on the device); ``speedup_end_to_end`` holds
+    the GPU to the honest comparison, its op plus the host<->device transfers
+    (``Transfer.time_end_to_end``), and ``transfer_s`` is that transfer cost by itself.
+    """
+    times = op_times(df)
+    e2e = _metric(df, "Transfer", "time_end_to_end")[["machine", *CASE, "value"]]
+    gpu = times[times.backend.map(is_gpu)].merge(
+        e2e.rename(columns={"value": "end_to_end_s"}), on=["machine", *CASE], how="left"
+    )
+    cpu = times[~times.backend.map(is_gpu)]
+    gpu = gpu.assign(library=gpu.backend.map(library))
+    cpu = cpu.assign(library=cpu.backend.map(library))
+    pairs = cpu.merge(
+        gpu, on=["library", "batch", "size", "kernel", "dtype"], suffixes=("_cpu", "_gpu")
+    )
+    pairs = pairs.rename(
+        columns={
+            "machine_cpu": "cpu_machine",
+            "backend_cpu": "cpu_backend",
+            "seconds_cpu": "cpu_s",
+            "machine_gpu": "gpu_machine",
+            "backend_gpu": "gpu_backend",
+            "seconds_gpu": "gpu_s",
+        }
+    )
+    pairs["transfer_s"] = pairs["end_to_end_s"] - pairs["gpu_s"]
+    pairs["speedup"] = pairs["cpu_s"] / pairs["gpu_s"]
+    pairs["speedup_end_to_end"] = pairs["cpu_s"] / pairs["end_to_end_s"]
+    columns = [
+        "cpu_machine",
+        "cpu_backend",
+        "gpu_machine",
+        "gpu_backend",
+        "size",
+        "kernel",
+        "dtype",
+        "batch",
+        "cpu_s",
+        "gpu_s",
+        "end_to_end_s",
+        "transfer_s",
+        "speedup",
+        "speedup_end_to_end",
+    ]
+    return pairs[columns].sort_values(columns[:8]).reset_index(drop=True)
+
+
+def precision_of(backend: str, dtype: str, settings: Mapping[str, str]) -> str:
+    """The arithmetic a recorded result ran in, from the settings stored with it.
+
+    A recorded ``precision.<dtype>`` wins; otherwise float32 on a GPU counts as TF32 where the
+    recorded settings allowed it (cuDNN's ``allow_tf32``, TensorFlow's ``tf32``, JAX's default
+    precision), which is the looser, documented tolerance.
+    """
+    if f"precision.{dtype}" in settings:
+        return settings[f"precision.{dtype}"]
+    tf32 = (
+        settings.get("cudnn.allow_tf32") == "True"
+        or settings.get("tf32") == "True"
+        or settings.get("jax.precision") == "default"
+    )
+    return "tf32" if dtype == "float32" and is_gpu(backend) and tf32 else dtype
+
+
+def _settings(environments: Mapping[str, dict], machine: str, backend: str) -> dict:
+    return environments.get(machine, {}).get("backends", {}).get(backend, {}).get("settings") or {}
+
+
+def agreement(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFrame:
+    """``Conv.track_max_rel`` against ``convbench.agreement.tolerance(precision, kernel**2)``."""
+    rows = _metric(df, "Conv", "track_max_rel")[["machine", *CASE, "value"]]
+    rows = rows.rename(columns={"value": "max_rel"}).reset_index(drop=True)
+    rows["precision"] = [
+        precision_of(b, d, _settings(environments, m, b))
+        for m, b, d in zip(rows.machine, rows.backend, rows.dtype, strict=True)
+    ]
+    rows["tolerance"] = [
+        tolerance(p, k * k) for p, k in zip(rows.precision, rows.kernel, strict=True)
+    ]
+    rows["ratio"] = rows["max_rel"] / rows["tolerance"]
+    rows["ok"] = rows["ratio"] <= 1
+    return rows
+
+
+def suite_skip_reason() -> Callable[..., str | None] | None:
+    """``convbench.suite.skip_reason`` where the asv suite's module is installed."""
+    try:
+        return importlib.import_module("convbench.suite").skip_reason
+    except (ImportError, AttributeError):
+        return None
+
+
+def _reason(row, environments: Mapping[str, dict], skip_reason) -> str:
+    if row.status == "failed":
+        return NO_MESSAGE
+    backend = environments.get(row.machine, {}).get("backends", {}).get(row.backend, {})
+    if backend.get("available") is False:
+        return backend.get("reason") or f"{row.backend} is not available on {row.machine}"
+    if skip_reason is not None:
+        reason = skip_reason(row.backend, row.size, row.kernel, row.dtype, row.batch)
+        if reason:
+            return reason
+    return "skipped by the benchmark's setup (NotImplementedError; asv stores NaN)"
+
+
+def _joined(values) -> str:
+    return ", ".join(str(v) for v in sorted(set(values)))
+
+
+def not_run(
+    df: pd.DataFrame,
+    environments: Mapping[str, dict],
+    skip_reason: Callable[..., str | None] | None = None,
+) -> pd.DataFrame:
+    """Skipped and failed cases, one row per machine, backend, status and reason."""
+    rows = df[df.status != "ok"].copy()
+    keys = ["machine", "backend", "status", "reason"]
+    columns = [*keys, "benchmarks", "dtypes", "sizes", "cases"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows["benchmark"] = rows.suite + "." + rows.metric
+    rows["reason"] = [_reason(r, environments, skip_reason) for r in rows.itertuples()]
+    summary = (
+        rows.groupby(keys)
+        .agg(
+            benchmarks=("benchmark", _joined),
+            dtypes=("dtype", _joined),
+            sizes=("size", _joined),
+            cases=("size", "size"),
+        )
+        .reset_index()
+    )
+    return summary[columns]
