@@ -6,6 +6,7 @@ import numpy as np
 
 from convbench.agreement import Agreement, agreement, tolerance
 from convbench.backends.base import Backend, BackendUnavailable, Prepared
+from convbench.explain import Explanation, explain
 from convbench.reference import reference
 from convbench.registry import (
     BackendStatus,
@@ -23,9 +24,11 @@ __all__ = [
     "BackendStatus",
     "BackendUnavailable",
     "ConvSpec",
+    "Explanation",
     "Prepared",
     "agreement",
     "available_backends",
+    "explain",
     "get_backend",
     "list_backends",
     "reference",
