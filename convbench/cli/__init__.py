@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from convbench import __version__
+from convbench.cli.explain_cmd import explain_command
 from convbench.cli.list_cmd import list_command
 
 
@@ -18,3 +19,4 @@ def main() -> None:
 
 
 main.add_command(list_command)
+main.add_command(explain_command)
