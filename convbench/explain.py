@@ -593,33 +593,31 @@ def _unexplained(
     lines = ["Not explained: no known relation accounts for the difference."]
     for side, (fits, closest) in found.items():
         x = arrays[side]
-        if fits:
-            lines.append(_wrap(f"{side} is {_scipy_call(fits[0], x.shape)[1]}."))
-        elif closest is None:
-            lines.append(
-                _wrap(
-                    f"{side} has shape {x.shape}, not a convolution size for image {image_shape} "
-                    f"and kernel {kernel_shape}: {_mode_sizes(image_shape, kernel_shape)}."
-                )
+        fit = fits[0] if fits else closest
+        if fit is None:
+            sizes = _mode_sizes(image_shape, kernel_shape)
+            words = (
+                f"{side} has shape {x.shape}, not a convolution size for image {image_shape} and "
+                f"kernel {kernel_shape}: {sizes}."
             )
+            lines.append(_wrap(words))
+            continue
+        call = _scipy_call(fit, x.shape)[1]
+        factor = _scaled(x.astype(np.float64), fit)
+        if factor is not None:
+            words = (
+                f"{side} is {call} multiplied by {factor:.4g}: a rescaled result, not a "
+                "convolution convention nor lost precision."
+            )
+        elif fits:
+            words = f"{side} is {call}."
         else:
-            call = _scipy_call(closest, x.shape)[1]
-            factor = _scaled(x.astype(np.float64), closest)
-            if factor is not None:
-                lines.append(
-                    _wrap(
-                        f"{side} is {call} multiplied by {factor:.4g}: a rescaled result, "
-                        "not a convolution convention nor lost precision."
-                    )
-                )
-            else:
-                lines.append(
-                    _wrap(
-                        f"{side} is no orientation, boundary, mode or shift of this convolution: "
-                        f"the closest, {call}, is off by max_rel {closest.error:.2g} (even "
-                        f"bfloat16 arithmetic stays within {search.cap:.2g})."
-                    )
-                )
+            words = (
+                f"{side} is no orientation, boundary, mode or shift of this convolution: the "
+                f"closest, {call}, is off by max_rel {fit.error:.2g} (even bfloat16 arithmetic "
+                f"stays within {search.cap:.2g})."
+            )
+        lines.append(_wrap(words))
     lines.append("Check that both results were computed from this image and kernel.")
     return Explanation(
         explained=False,
