@@ -135,8 +135,16 @@ def _abs_error(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """|x - y|; 0 where both hold the same value (NaN and NaN too), inf for NaN vs a number."""
     with np.errstate(invalid="ignore"):
         diff = np.abs(x - y)
+        unordered = np.isnan(diff)
+        if not unordered.any():
+            return diff
         same = (x == y) | (np.isnan(x) & np.isnan(y))
-    return np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+    return np.where(same, 0.0, np.where(unordered, np.inf, diff))
+
+
+def _window_errors(band: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Max abs error between ``part`` and each window of its shape in ``band``, by position."""
+    return _abs_error(sliding_window_view(band, part.shape), part).max(axis=(2, 3))
 
 
 def _max_abs(x: np.ndarray) -> float:
@@ -195,16 +203,60 @@ class _Search:
                 out += k[u, v] * padded[top + u : top + u + h, left + v : left + v + w]
         return out
 
-    def _screen(self, result: np.ndarray, name: str, boundary: str, pmax: int, qmax: int):
-        """Max abs error at every position (top, left), on two middle rows and two columns."""
+    def _screen_inside(self, result: np.ndarray, name: str, pmax: int, qmax: int):
+        """Max abs error at every position (top <= pmax, left <= qmax) on two middle rows, cut
+        to the columns no position's window takes past the image: one screen for all
+        boundaries. None when the image is too small to have such a part."""
+        h, _ = result.shape
+        (a, b), (big_h, big_w) = self.kernels[name].shape, self.image.shape
+        n = min(h, 2)
+        i0, j0, j1 = (h - n) // 2, b - 1, big_w - qmax
+        if i0 < a - 1 or i0 + n + pmax > big_h or j1 <= j0:
+            return None
+        band = self.window(name, "fill", i0, j0, n + pmax, j1 - j0 + qmax)
+        return _window_errors(band, result[i0 : i0 + n, j0:j1])
+
+    def _screen(self, result: np.ndarray, name: str, boundary: str, top: int, left: int, spread):
+        """Max abs error at positions (top + p, left + q), (p, q) < spread, on two middle rows
+        (which see the left and right borders) and two middle columns (top and bottom)."""
         h, w = result.shape
         n, m = min(h, 2), min(w, 2)
         i0, j0 = (h - n) // 2, (w - m) // 2
-        rows = self.window(name, boundary, i0, 0, n + pmax, w + qmax)
-        cols = self.window(name, boundary, 0, j0, h + pmax, m + qmax)
-        by_rows = _abs_error(sliding_window_view(rows, (n, w)), result[i0 : i0 + n])
-        by_cols = _abs_error(sliding_window_view(cols, (h, m)), result[:, j0 : j0 + m])
-        return np.maximum(by_rows.max(axis=(2, 3)), by_cols.max(axis=(2, 3)))
+        rows = self.window(name, boundary, top + i0, left, n + spread[0] - 1, w + spread[1] - 1)
+        cols = self.window(name, boundary, top, left + j0, h + spread[0] - 1, m + spread[1] - 1)
+        by_rows = _window_errors(rows, result[i0 : i0 + n])
+        return np.maximum(by_rows, _window_errors(cols, result[:, j0 : j0 + m]))
+
+    def _candidates(self, result: np.ndarray, name: str, scale: float):
+        """(error, name, boundary, top, left) for the positions worth a closer look."""
+        (a, b), (big_h, big_w) = self.kernels[name].shape, self.image.shape
+        pmax, qmax = big_h + a - 1 - result.shape[0], big_w + b - 1 - result.shape[1]
+        inside = self._screen_inside(result, name, pmax, qmax)
+        if inside is None:
+            return [
+                (float(error), name, boundary, top, left)
+                for boundary in BOUNDARIES
+                for (top, left), error in np.ndenumerate(
+                    self._screen(result, name, boundary, 0, 0, (pmax + 1, qmax + 1)) / scale
+                )
+            ]
+        inside = inside / scale
+        hopeful = list(zip(*np.nonzero(inside <= self.cap), strict=True))
+        if not hopeful:
+            # Kept only as the closest candidate an unexplained message can name.
+            top, left = np.unravel_index(np.argmin(inside), inside.shape)
+            return [(float(inside[top, left]), name, "fill", int(top), int(left))]
+        return [
+            (
+                float(self._screen(result, name, boundary, top, left, (1, 1))[0, 0]) / scale,
+                name,
+                boundary,
+                int(top),
+                int(left),
+            )
+            for boundary in BOUNDARIES
+            for top, left in hopeful
+        ]
 
     def _interior(self, kshape: tuple[int, int], top: int, left: int, h: int, w: int) -> bool:
         """Whether no output of the window reaches past the image: the boundary cannot matter."""
@@ -213,19 +265,13 @@ class _Search:
 
     def locate(self, result: np.ndarray) -> tuple[list[_Fit], _Fit | None]:
         """Every candidate that reproduces ``result`` (simplest first), and the closest one."""
-        h, w = result.shape
-        big_h, big_w = self.image.shape
         scale = _max_abs(result)
-        screened = []
-        for names in self.groups.values():
-            kshape = self.kernels[names[0]].shape
-            if _mode_of(result.shape, self.image.shape, kshape) is None:
-                continue
-            pmax, qmax = big_h + kshape[0] - 1 - h, big_w + kshape[1] - 1 - w
-            for boundary in BOUNDARIES:
-                errors = self._screen(result, names[0], boundary, pmax, qmax) / scale
-                for (top, left), error in np.ndenumerate(errors):
-                    screened.append((float(error), names[0], boundary, top, left))
+        screened = [
+            candidate
+            for names in self.groups.values()
+            if _mode_of(result.shape, self.image.shape, self.kernels[names[0]].shape)
+            for candidate in self._candidates(result, names[0], scale)
+        ]
         if not screened:
             return [], None
         closest = min(screened, key=lambda item: item[0])
@@ -295,10 +341,9 @@ class _Relation:
 
     def cost(self) -> tuple[int, int]:
         """Fewer differences first, then the simpler orientation."""
-        parts = (self.transform, self.boundary, self.mode, any(self.offset) or None)
-        return sum(p is not None for p in parts), list(ORIENTATIONS).index(
-            self.transform or "identity"
-        )
+        differences = (self.transform, self.boundary, self.mode, any(self.offset) or None)
+        rank = list(ORIENTATIONS).index(self.transform or "identity")
+        return sum(d is not None for d in differences), rank
 
 
 def _scipy_call(fit: _Fit, shape: tuple[int, int]) -> tuple[str, str]:
@@ -369,7 +414,8 @@ def _causes(
         who = (
             f"actual is {_OP_WORDS[op_a]} and expected {_OP_WORDS[op_e]}"
             if op_a != op_e
-            else "one result is a convolution of the other's kernel"
+            else "expected's kernel is actual's rotated 180 degrees, which is what convolving "
+            "instead of cross-correlating does"
         )
         causes.append(
             (
@@ -405,18 +451,17 @@ def _causes(
             )
         )
     elif any(relation.offset):
-        (dy, dx), kshape = relation.offset, fits["actual"].kshape
-        even = [
-            axis
-            for axis, (d, k) in enumerate(zip(relation.offset, kshape, strict=True))
-            if d and k % 2 == 0
-        ]
+        dy, dx = relation.offset
+        shifted = [(d, k) for d, k in zip(relation.offset, fits["actual"].kshape, strict=True) if d]
+        even_same = fits["actual"].mode == "same" and all(
+            abs(d) == 1 and k % 2 == 0 for d, k in shifted
+        )
         why = (
             "for an even kernel size K, correlate2d 'same' and the framework 'SAME' padding "
             "(TensorFlow, Keras, torch) pad (K-1)//2 before and K//2 after, while convolve2d "
             "'same' pads K//2 before: their windows sit one pixel apart, so rotating the "
             "kernel alone cannot make them match."
-            if fits["actual"].mode == "same" and len(even) == sum(1 for d in relation.offset if d)
+            if even_same
             else "the two were padded or cropped differently."
         )
         causes.append(
