@@ -9,7 +9,7 @@ composition of where each one sits, and what is left after it is the precision.
 
 Cost: candidates are screened on two middle rows and two middle columns of a result (the rows
 see the left and right borders, the columns the top and bottom), so each screen is a few
-thousand values; only the survivors are compared in full. About 0.1 s for a 512x512 result with
+thousand values; only the survivors are compared in full. About 0.1-0.2 s for a 512x512 result with
 a 7x7 kernel (benchmarks/explain.py).
 
 Precision. Each located result's error is ``max|result - reference| / max|reference|`` against
@@ -69,6 +69,7 @@ _MODE_ORDER = ("same", "full", "valid")
 # twice the largest bias that truncating both operands to bfloat16 could give.
 _SCALE_LIMIT = 2.0**-6
 _LABELS = np.arange(6).reshape(2, 3)
+_LOW_DTYPES = ("float16", "bfloat16")
 
 
 def _orientation_of(labels: np.ndarray) -> str:
@@ -504,15 +505,27 @@ def _precision(
             f"Precision: what remains (max_rel {error:.2g}) is {level} accumulation rounding "
             f"(within {rounding:.2g} for {terms}-term sums).",
         )
-    which = "TF32/float16" if error <= tf32 else "bfloat16"
+    low = [(side, x.dtype.name) for side, x in arrays.items() if x.dtype.name in _LOW_DTYPES]
+    if low:
+        side, which = low[0]
+        cause = (
+            f"{side} is stored in {which}, whose own rounding this is: compare it with "
+            f"convbench.agreement(..., precision='{which}')."
+        )
+    else:
+        which = "TF32/float16" if error <= tf32 else "bfloat16"
+        cause = (
+            "float32 work on tensor cores with TF32 (turn it off with "
+            "torch.backends.cudnn.allow_tf32 = False or "
+            "tf.config.experimental.enable_tensor_float_32_execution(False)), or float16/bfloat16 "
+            "arithmetic inside. Compare such results with convbench.agreement(..., "
+            "precision='tf32')."
+        )
     return (
         "reduced",
         f"reduced precision at {which} level (max_rel {error:.2g})",
         f"Reduced precision: what remains (max_rel {error:.2g}) is more than {level} rounding "
-        f"({rounding:.2g}) and of {which} size: float32 work on tensor cores with TF32 (turn it "
-        "off with torch.backends.cudnn.allow_tf32 = False or "
-        "tf.config.experimental.enable_tensor_float_32_execution(False)), or float16/bfloat16 "
-        "arithmetic. Compare such results with convbench.agreement(..., precision='tf32').",
+        f"({rounding:.2g}) and of {which} size: {cause}",
     )
 
 

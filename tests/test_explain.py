@@ -192,6 +192,15 @@ def test_bfloat16_level_is_reduced_and_named() -> None:
     assert found.explained and found.precision == "reduced" and "bfloat16" in found.message
 
 
+def test_a_float16_result_is_reduced_and_named() -> None:
+    image, kernel = case(shape=(48, 48))
+    half = [x.astype(np.float16).astype(np.float32) for x in (image, kernel)]
+    actual = scipy.signal.correlate2d(*half, mode="same").astype(np.float16)
+    found = convbench.explain(actual, conv(image, kernel, op="convolve"), image, kernel)
+    assert found.explained and found.transform == "rot180" and found.precision == "reduced"
+    assert "actual is stored in float16" in found.message
+
+
 # --- combinations -------------------------------------------------------------------------------
 
 
@@ -227,7 +236,9 @@ def test_transposed_non_square_kernel_with_the_even_offset() -> None:
     dtype=st.sampled_from(["float32", "float64"]),
 )
 def test_random_shapes_and_relations(data, kshape, dtype) -> None:
-    shape = (data.draw(st.integers(kshape[0] + 2, 24)), data.draw(st.integers(kshape[1] + 2, 24)))
+    # Large enough for a 'valid' result with the kernel in either orientation.
+    side = st.integers(max(kshape) + 2, 24)
+    shape = (data.draw(side), data.draw(side))
     image, kernel = case(shape, kshape, seed=data.draw(st.integers(0, 2**32 - 1)))
     image, kernel = image.astype(dtype), kernel.astype(dtype)
     sides = [
