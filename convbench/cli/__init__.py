@@ -8,8 +8,11 @@ from __future__ import annotations
 import click
 
 from convbench import __version__
+from convbench.cli.compare_cmd import compare_command
 from convbench.cli.explain_cmd import explain_command
 from convbench.cli.list_cmd import list_command
+from convbench.cli.report_cmd import report_command
+from convbench.cli.run_cmd import run_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +23,6 @@ def main() -> None:
 
 main.add_command(list_command)
 main.add_command(explain_command)
+main.add_command(run_command)
+main.add_command(compare_command)
+main.add_command(report_command)

@@ -5,20 +5,20 @@
 
 The memory-bandwidth floor of a machine is the ``memory_bandwidth_gbs`` recorded in its
 ``convbench-environment.json`` when present; otherwise, for the machine the report is built on
-(its name is this host's name), a numpy copy is measured at report time; other machines show none.
+(``convbench.environment.default_machine_name()``), a numpy copy is measured at report time;
+other machines show none.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
-import platform
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from convbench.environment import default_machine_name
 from convbench.report import html
 from convbench.report.results import load_environments, load_results
-from convbench.report.tables import suite_skip_reason
 from convbench.timing import copy_bandwidth
 
 __all__ = ["bandwidths", "build_report", "load_environments", "load_results"]
@@ -31,7 +31,7 @@ def bandwidths(
     host: str | None = None,
 ) -> dict[str, tuple[float, str]]:
     """Each machine's memory-bandwidth floor in GB/s and where the number comes from."""
-    host = platform.node() if host is None else host
+    host = default_machine_name() if host is None else host
     found = {}
     for machine in machines:
         recorded = environments.get(machine, {}).get("memory_bandwidth_gbs")
@@ -61,7 +61,6 @@ def build_report(
         bandwidth=bandwidths(environments, machines, measure),
         generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         source=str(results_dir),
-        skip_reason=suite_skip_reason(),
     )
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ td.heat { text-align: right; font-variant-numeric: tabular-nums; }
 nav a { margin-right: 14px; } svg { max-width: 100%; height: auto; }
 .env { display: flex; flex-wrap: wrap; gap: 24px; } .env > div { flex: 1 1 380px; }
 small, .note { color: #5b6b7c; }
+h3.fail { color: #b3261e; } summary { cursor: pointer; margin: 8px 0; }
 """
 MISSING = "\u2013"  # an en dash in an empty cell
 
@@ -60,7 +61,6 @@ class ReportData:
     bandwidth: Mapping[str, tuple[float, str]] = field(default_factory=dict)
     generated: str = ""
     source: str = ""
-    skip_reason: Callable[..., str | None] | None = None
 
 
 def number(value: float, digits: int = 3) -> Cell:
@@ -345,25 +345,37 @@ def environment_section(data: ReportData) -> str:
 
 
 def not_run_section(data: ReportData) -> str:
-    missing = tables.not_run(data.results, data.environments, data.skip_reason)
-    head = '<h2 id="not-run">Skipped and failed</h2>'
+    missing = tables.not_run(data.results, data.environments)
+    parts = ['<h2 id="not-run">Skipped and failed</h2>']
     if missing.empty:
-        return head + "<p>Every case ran.</p>"
-    rows = [
-        [
-            r.machine,
-            r.backend,
-            Cell(r.status, "fail" if r.status == "failed" else ""),
-            r.reason,
-            r.benchmarks,
-            r.dtypes,
-            r.sizes,
-            Cell(str(r.cases), "num"),
+        return parts[0] + "<p>Every case ran.</p>"
+    header = ["machine", "backend", "reason", "benchmarks", "dtypes", "sizes", "cases"]
+    for status in ("failed", "skipped"):
+        chosen = missing[missing.status == status]
+        if chosen.empty:
+            parts.append(f"<p>No case {status}.</p>")
+            continue
+        rows = [
+            [
+                r.machine,
+                r.backend,
+                r.reason,
+                r.benchmarks,
+                r.dtypes,
+                r.sizes,
+                Cell(str(r.cases), "num"),
+            ]
+            for r in chosen.itertuples()
         ]
-        for r in missing.itertuples()
-    ]
-    header = ["machine", "backend", "status", "reason", "benchmarks", "dtypes", "sizes", "cases"]
-    return head + table(header, rows)
+        summary = f"{int(chosen.cases.sum())} results {status}, in {len(chosen)} groups"
+        if status == "failed":
+            parts.append(f'<h3 class="fail">{summary}</h3>{table(header, rows)}')
+        else:
+            parts.append(
+                f"<details><summary><b>{summary}</b>: backends missing on a machine and cases "
+                f"the suite leaves out by design (show)</summary>{table(header, rows)}</details>"
+            )
+    return "".join(parts)
 
 
 def page(data: ReportData) -> str:

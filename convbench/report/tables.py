@@ -6,22 +6,21 @@ Cases are the suites' parameters (backend, batch, size, kernel, dtype) of the de
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 
 import pandas as pd
 
+from convbench import suite
 from convbench.agreement import tolerance
 
 CASE = ["backend", "batch", "size", "kernel", "dtype"]
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-GPU_SUFFIXES = ("-cuda", "-gpu")
 NO_MESSAGE = "the benchmark raised an error; asv keeps no message (see the asv run log)"
 
 
 def is_gpu(backend: str) -> bool:
-    return backend.endswith(GPU_SUFFIXES)
+    return backend.endswith(suite.GPU_SUFFIXES)
 
 
 def library(backend: str) -> str:
@@ -165,12 +164,12 @@ def agreement(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFram
     return rows
 
 
-def suite_skip_reason() -> Callable[..., str | None] | None:
-    """``convbench.suite.skip_reason`` where the asv suite's module is installed."""
-    try:
-        return importlib.import_module("convbench.suite").skip_reason
-    except (ImportError, AttributeError):
-        return None
+def suite_reason(metric: str, backend: str, size: int, kernel: int, dtype: str, batch: int):
+    """Why the default asv suite skips this case by design (``convbench.suite``), or None."""
+    reason = suite.skip_reason(backend, size, kernel, dtype, batch)
+    if reason is None and metric.startswith("track_"):
+        reason = suite.track_skip_reason(size, batch)
+    return reason
 
 
 def _reason(row, environments: Mapping[str, dict], skip_reason) -> str:
@@ -179,11 +178,8 @@ def _reason(row, environments: Mapping[str, dict], skip_reason) -> str:
     backend = environments.get(row.machine, {}).get("backends", {}).get(row.backend, {})
     if backend.get("available") is False:
         return backend.get("reason") or f"{row.backend} is not available on {row.machine}"
-    if skip_reason is not None:
-        reason = skip_reason(row.backend, row.size, row.kernel, row.dtype, row.batch)
-        if reason:
-            return reason
-    return "skipped by the benchmark's setup (NotImplementedError; asv stores NaN)"
+    reason = skip_reason(row.metric, row.backend, row.size, row.kernel, row.dtype, row.batch)
+    return reason or "skipped by the benchmark's setup (NotImplementedError; asv stores NaN)"
 
 
 def _joined(values) -> str:
@@ -193,7 +189,7 @@ def _joined(values) -> str:
 def not_run(
     df: pd.DataFrame,
     environments: Mapping[str, dict],
-    skip_reason: Callable[..., str | None] | None = None,
+    skip_reason: Callable[..., str | None] = suite_reason,
 ) -> pd.DataFrame:
     """Skipped and failed cases, one row per machine, backend, status and reason."""
     rows = df[df.status != "ok"].copy()

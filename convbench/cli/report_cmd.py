@@ -1,0 +1,73 @@
+"""``convbench report``: asv results of every machine -> one self-contained ``index.html``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from asv import util
+
+from convbench.report import build_report
+
+
+@click.command("report")
+@click.argument(
+    "results_dir",
+    default="results",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "--output",
+    "-o",
+    default="site",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for index.html.",
+)
+@click.option(
+    "--measure-bandwidth/--no-measure-bandwidth",
+    default=True,
+    show_default=True,
+    help="For a machine whose name is this host's and that recorded no memory bandwidth, "
+    "measure a numpy copy now (about a second).",
+)
+@click.option(
+    "--asv-publish",
+    is_flag=True,
+    help="Also run `asv publish` (needs asv.conf.json here) for asv's history site.",
+)
+def report_command(
+    results_dir: Path, output: Path, measure_bandwidth: bool, asv_publish: bool
+) -> None:
+    """Write OUTPUT/index.html from the asv results of all machines under RESULTS_DIR.
+
+    The page opens from disk and works offline (figures are inline SVG, no scripts): per machine
+    time against image size and throughput, CPU vs GPU speedups with and without transfers,
+    agreement with the float64 reference against the documented tolerances, each machine's
+    environment, and every skipped or failed case with its reason.
+
+    asv's own site (history per commit) is separate: `asv publish` writes it to asv.conf.json's
+    html_dir (run here with --asv-publish), `asv preview` serves it.
+
+    Exit status: 0 on success, 1 when the results cannot be read or hold nothing, 2 on bad usage.
+    """
+    from convbench.timing import copy_bandwidth
+
+    try:
+        index = build_report(results_dir, output, copy_bandwidth if measure_bandwidth else None)
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"report: {index.resolve()}")
+    config = Path("asv.conf.json")
+    if not asv_publish:
+        click.echo("history per commit: `asv publish && asv preview` (asv's own site)")
+        return
+    if not config.is_file():
+        raise click.ClickException("--asv-publish needs asv.conf.json in the current folder")
+    html_dir = util.load_json(str(config), js_comments=True).get("html_dir", "html")
+    done = subprocess.run([sys.executable, "-m", "asv", "publish"], check=False)
+    if done.returncode:
+        raise click.ClickException(f"`asv publish` failed with status {done.returncode}")
+    click.echo(f"asv site: {Path(html_dir).resolve() / 'index.html'} (serve: asv preview)")

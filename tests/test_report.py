@@ -1,0 +1,236 @@
+"""The report, built from the fixture results in tests/data/results (made-up numbers written in
+asv's own format by tests/data/make_fixture.py). Expected numbers are read from the raw JSON
+files independently of convbench's loader."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from convbench.cli import main
+from convbench.report import bandwidths, build_report, load_environments, load_results, tables
+from convbench.timing import format_seconds
+
+FIXTURE = Path(__file__).parent / "data" / "results"
+
+
+def raw(machine: str, benchmark: str, backend: str, size: int, kernel: int, dtype: str):
+    """The stored value of one case, straight from the asv JSON file."""
+    (path,) = (FIXTURE / machine).glob("f1c7*.json")
+    columns_and_rows = json.loads(path.read_text())
+    values, params = columns_and_rows["results"][benchmark][:2]
+    cases = list(itertools.product(*params))
+    return values[cases.index((repr(backend), repr(size), repr(kernel), repr(dtype)))]
+
+
+def one(frame, **equal):
+    """The single row of ``frame`` whose columns hold the given values."""
+    rows = frame[(frame[list(equal)] == pd.Series(equal)).all(axis=1)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return load_results(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def environments():
+    return load_environments(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("site")
+    index = build_report(FIXTURE, out, measure=None)
+    assert index == out / "index.html"
+    return index.read_text()
+
+
+def test_loader_reads_every_case_with_its_status(frame):
+    conv = frame[(frame.suite == "Conv") & (frame.metric == "time_op")]
+    assert set(frame.machine) == {"fixture-cpu", "fixture-gpu"}
+    assert len(conv) == 2 * 5 * 3 * 2 * 2  # machines x backends x sizes x kernels x dtypes
+    failed = conv[conv.status == "failed"]
+    assert failed[["machine", "backend", "size", "kernel", "dtype"]].values.tolist() == [
+        ["fixture-cpu", "tensorflow-cpu", 1024, 7, "float16"]
+    ]
+    stored = raw("fixture-cpu", "conv.Conv.time_op", "tensorflow-cpu", 1024, 7, "float16")
+    assert stored is None  # asv's null: a failure
+    skipped = raw("fixture-cpu", "conv.Conv.time_op", "scipy-correlate2d", 64, 3, "float16")
+    assert math.isnan(skipped)  # asv's NaN: skipped
+    assert set(frame.batch) == {1, 8}
+    assert frame.loc[frame.status == "ok", "value"].notna().all()
+
+
+def test_loader_reads_one_machine_folder(frame):
+    one = load_results(FIXTURE / "fixture-gpu")
+    assert set(one.machine) == {"fixture-gpu"}
+    assert len(one) == len(frame[frame.machine == "fixture-gpu"])
+
+
+def test_op_times_hold_the_stored_medians(frame):
+    times = tables.op_times(frame).set_index(["machine", "backend", "size", "kernel", "dtype"])
+    for key in [
+        ("fixture-cpu", "torch-cpu", 1024, 3, "float32"),
+        ("fixture-gpu", "torch-cuda", 256, 7, "float16"),
+    ]:
+        expected = raw(key[0], "conv.Conv.time_op", *key[1:])
+        assert times.loc[key, "seconds"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_throughput_is_bytes_over_time_and_a_share_of_the_floor(frame):
+    times = tables.op_times(frame)
+    flow = tables.throughput(times, {"fixture-cpu": 10.0, "fixture-gpu": 40.0})
+    row = one(
+        flow, machine="fixture-cpu", backend="torch-cpu", size=1024, kernel=3, dtype="float32"
+    )
+    seconds = raw("fixture-cpu", "conv.Conv.time_op", "torch-cpu", 1024, 3, "float32")
+    gbps = 4 * (2 * 1024 * 1024 + 9) / seconds / 1e9
+    assert row.gb_per_s == pytest.approx(gbps)
+    assert row.of_bandwidth == pytest.approx(gbps / 10.0)
+    # A GPU reads its own memory: the host copy rate is no floor for it.
+    assert flow[flow.backend == "torch-cuda"].of_bandwidth.isna().all()
+
+
+def test_cpu_vs_gpu_pairs_a_library_across_devices_and_machines(frame):
+    pairs = tables.cpu_vs_gpu(frame)
+    assert set(zip(pairs.cpu_backend, pairs.gpu_backend, strict=True)) == {
+        ("torch-cpu", "torch-cuda"),
+        ("tensorflow-cpu", "tensorflow-gpu"),
+    }
+    assert set(pairs.cpu_machine) == {"fixture-cpu", "fixture-gpu"}
+    row = one(
+        pairs,
+        cpu_machine="fixture-cpu",
+        gpu_backend="torch-cuda",
+        size=1024,
+        kernel=7,
+        dtype="float32",
+    )
+    cpu = raw("fixture-cpu", "conv.Conv.time_op", "torch-cpu", 1024, 7, "float32")
+    gpu = raw("fixture-gpu", "conv.Conv.time_op", "torch-cuda", 1024, 7, "float32")
+    e2e = raw("fixture-gpu", "conv.Transfer.time_end_to_end", "torch-cuda", 1024, 7, "float32")
+    assert row.speedup == pytest.approx(cpu / gpu)
+    assert row.speedup_end_to_end == pytest.approx(cpu / e2e)
+    assert row.transfer_s == pytest.approx(e2e - gpu)
+
+
+def test_agreement_uses_the_documented_tolerance_and_tf32(frame, environments):
+    agree = tables.agreement(frame, environments)
+    bad = agree[~agree.ok]
+    assert bad[["machine", "backend", "size", "kernel", "dtype"]].values.tolist() == [
+        ["fixture-gpu", "tensorflow-gpu", 1024, 7, "float16"]
+    ]
+    cuda = agree[(agree.backend == "torch-cuda") & (agree.dtype == "float32")]
+    assert set(cuda.precision) == {"tf32"}
+    row = one(cuda, size=64, kernel=3)
+    assert row.tolerance == pytest.approx(8 * 2.0**-11 * 3)
+    stored = raw("fixture-gpu", "conv.Conv.track_max_rel", "torch-cuda", 64, 3, "float32")
+    assert row.max_rel == pytest.approx(stored)
+
+
+def test_not_run_lists_reasons(frame, environments):
+    missing = tables.not_run(frame, environments)
+    keys = zip(missing.machine, missing.backend, missing.status, strict=True)
+    reasons = dict(zip(keys, missing.reason, strict=True))
+    assert reasons[("fixture-cpu", "torch-cuda", "skipped")] == "not installed on this fixture"
+    assert reasons[("fixture-cpu", "tensorflow-cpu", "failed")] == tables.NO_MESSAGE
+    assert "NotImplementedError" in reasons[("fixture-cpu", "scipy-correlate2d", "skipped")]
+
+
+def test_bandwidth_recorded_measured_here_or_unknown():
+    environments = {"a": {"memory_bandwidth_gbs": 12.5}, "b": {}}
+    found = bandwidths(environments, ["a", "b", "c"], measure=lambda: 7.0, host="b")
+    assert found["a"] == (12.5, "recorded with the results")
+    assert found["b"][0] == 7.0 and "measured on b" in found["b"][1]
+    assert math.isnan(found["c"][0])
+
+
+def test_page_is_self_contained(page):
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page
+    assert 'src="http' not in page and 'href="http' not in page
+    assert page.count("<svg") == 3  # two machines' time plots and the speedup plot
+
+
+def test_page_holds_the_fixture_numbers(page, frame):
+    assert "TEST FIXTURE" in page
+    cpu = raw("fixture-cpu", "conv.Conv.time_op", "torch-cpu", 1024, 7, "float32")
+    gpu = raw("fixture-gpu", "conv.Conv.time_op", "torch-cuda", 1024, 7, "float32")
+    e2e = raw("fixture-gpu", "conv.Transfer.time_end_to_end", "torch-cuda", 1024, 7, "float32")
+    assert f"{cpu / gpu:.3g}x · {cpu / e2e:.3g}x" in page
+    assert format_seconds(cpu) in page
+    max_rel = raw("fixture-gpu", "conv.Conv.track_max_rel", "tensorflow-gpu", 1024, 7, "float16")
+    assert f"{max_rel:.2g}" in page
+    assert page.count(">FAIL<") == 1
+    for text in (
+        "Fixture GPU (test data, not a measurement)",
+        "cudnn.allow_tf32=True",
+        "not installed on this fixture",
+        tables.NO_MESSAGE,
+        "40 GB/s",
+    ):
+        assert text in page
+
+
+def test_report_command_writes_index(tmp_path):
+    result = CliRunner().invoke(
+        main, ["report", str(FIXTURE), "--output", str(tmp_path / "site"), "--no-measure-bandwidth"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert "asv publish" in result.output
+
+
+def test_report_command_exit_codes(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["report", str(tmp_path / "absent")]).exit_code == 2
+    empty = runner.invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "s")])
+    assert empty.exit_code == 1
+    assert "no asv results" in empty.output
+
+
+@pytest.mark.browser
+def test_page_renders_in_headless_chromium(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    index = build_report(FIXTURE, tmp_path / "site", measure=None)
+    shot = tmp_path / "shot.png"
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                f"--screenshot={shot}",
+                "--window-size=1400,3000",
+                index.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    log = done.stdout + done.stderr
+    assert shot.is_file() and shot.stat().st_size > 10_000, log
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Uncaught" not in log and "ERROR:CONSOLE" not in log, log
