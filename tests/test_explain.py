@@ -422,9 +422,9 @@ def test_cli_with_backends(tmp_path) -> None:
         "--kernel-size",
         "3",
         "--spec",
-        "same",
+        "full,wrap",
         "--spec-b",
-        "convolve,wrap",
+        "convolve,same",
         "--transform-b",
         "transpose",
         "--save",
@@ -432,10 +432,14 @@ def test_cli_with_backends(tmp_path) -> None:
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert "actual   = scipy-correlate2d correlate[mode=full,boundary=wrap] on kernel" in (
+        result.output
+    )
     assert "expected = scipy-convolve2d convolve[mode=same,boundary=wrap] on kernel.T" in (
         result.output
     )
     assert "transform='antitranspose'" in result.output and "boundary='wrap'" in result.output
+    assert "'full' vs 'same' output size" in result.output
     saved = {p.stem for p in tmp_path.glob("*.npy")}
     assert saved == {"image", "kernel", "actual", "expected"}
     assert np.load(tmp_path / "image.npy").shape == (48, 40)

@@ -17,8 +17,8 @@ from convbench.spec import BOUNDARIES, MODES, OPS, ConvSpec
 _WORDS = {"op": OPS, "mode": MODES, "boundary": BOUNDARIES}
 
 
-def parse_spec(text: str) -> ConvSpec:
-    """``convolve,same,wrap`` -> ConvSpec; words in any order, any left out keep their default."""
+def parse_spec(text: str) -> dict[str, str]:
+    """``convolve,same,wrap`` -> ConvSpec fields; words in any order, each field at most once."""
     fields: dict[str, str] = {}
     for word in filter(None, (part.strip() for part in text.split(","))):
         field = next((name for name, words in _WORDS.items() if word in words), None)
@@ -28,7 +28,7 @@ def parse_spec(text: str) -> ConvSpec:
         if field in fields:
             raise click.BadParameter(f"{text!r} gives the {field} twice")
         fields[field] = word
-    return ConvSpec(**fields)
+    return fields
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -48,7 +48,7 @@ def parse_shape(text: str) -> tuple[int, int]:
 def _spec_option(name: str, help_text: str):
     return click.option(
         name,
-        callback=lambda ctx, param, value: None if value is None else parse_spec(value),
+        callback=lambda ctx, param, value: {} if value is None else parse_spec(value),
         metavar="OP,MODE,BOUNDARY",
         help=help_text,
     )
@@ -60,9 +60,13 @@ def _load(path: str) -> np.ndarray:
 
 def _run_side(name: str, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
     try:
-        return get_backend(name).prepare(image, kernel, spec).result()
+        backend = get_backend(name)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--backends") from error
+    try:
+        return backend.prepare(image, kernel, spec).result()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
     except (BackendUnavailable, NotImplementedError) as error:
         raise click.ClickException(str(error)) from error
 
@@ -89,8 +93,8 @@ def _run_side(name: str, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) 
 )
 @click.option("--seed", default=0, show_default=True, help="Image seed; the kernel uses seed + 1.")
 @_spec_option("--spec", "Spec of both sides, e.g. convolve,same,wrap [correlate,same,fill].")
-@_spec_option("--spec-a", "Spec of backend A only (overrides --spec).")
-@_spec_option("--spec-b", "Spec of backend B only (overrides --spec).")
+@_spec_option("--spec-a", "Spec words for A alone; they replace the same fields of --spec.")
+@_spec_option("--spec-b", "Spec words for B alone; they replace the same fields of --spec.")
 @click.option(
     "--transform-a",
     type=click.Choice(list(ORIENTATIONS)),
@@ -121,9 +125,9 @@ def explain_command(
     kernel_size: str,
     dtype: str,
     seed: int,
-    spec: ConvSpec | None,
-    spec_a: ConvSpec | None,
-    spec_b: ConvSpec | None,
+    spec: dict[str, str],
+    spec_a: dict[str, str],
+    spec_b: dict[str, str],
     transform_a: str,
     transform_b: str,
     as_json: bool,
@@ -145,8 +149,8 @@ def explain_command(
         image_array = rng_image.standard_normal(parse_shape(size)).astype(dtype)
         kernel_array = rng_kernel.standard_normal(parse_shape(kernel_size)).astype(dtype)
         sides = {
-            "actual": (backends[0], spec_a or spec or ConvSpec(), transform_a),
-            "expected": (backends[1], spec_b or spec or ConvSpec(), transform_b),
+            "actual": (backends[0], ConvSpec(**{**spec, **spec_a}), transform_a),
+            "expected": (backends[1], ConvSpec(**{**spec, **spec_b}), transform_b),
         }
         results = {}
         for side, (name, side_spec, transform) in sides.items():
@@ -165,6 +169,8 @@ def explain_command(
             for label, array in arrays.items():
                 np.save(folder / f"{label}.npy", array)
     else:
+        if save:
+            raise click.UsageError("--save keeps the arrays of a --backends run")
         if not (actual and expected and image and kernel):
             raise click.UsageError(
                 "give ACTUAL EXPECTED .npy files with --image and --kernel, or --backends A B"
