@@ -7,10 +7,11 @@ antitranspose, flips) and each boundary, the float64 'full' cross-correlation co
 position (top, left) whose window matches it. The relation between the two results is the
 composition of where each one sits, and what is left after it is the precision.
 
-Cost: candidates are screened on two middle rows and two middle columns of a result (the rows
-see the left and right borders, the columns the top and bottom), so each screen is a few
-thousand values; only the survivors are compared in full. About 0.1-0.2 s for a 512x512 result with
-a 7x7 kernel (benchmarks/explain.py).
+Cost: every position is first screened on two middle rows of a result, cut to the columns whose
+windows stay inside the image (one screen serves every boundary); each surviving position is then
+screened per boundary on two middle rows and two middle columns (which see the left/right and
+top/bottom borders), and only what survives is compared in full. 0.1-0.2 s for a 512x512 result
+with a 3x3 to 7x7 kernel on a 2-core machine (asv: benchmarks/explain.py).
 
 Precision. Each located result's error is ``max|result - reference| / max|reference|`` against
 the float64 reference of its candidate; ``n = kh * kw`` products are summed per output and
@@ -21,7 +22,8 @@ the float64 reference of its candidate; ``n = kh * kw`` products are summed per 
 - ``rounding``: both errors within ``tolerance("float32", n)``, or ``tolerance("float64", n)``
   when both arrays are float64: the accumulation error of the arrays' own dtype;
 - ``reduced``: within ``tolerance("bfloat16", n)``: TF32, float16 or bfloat16 arithmetic (the
-  message says TF32/float16 when within ``tolerance("tf32", n)``);
+  message names an array's own float16/bfloat16 dtype, else says TF32/float16 when within
+  ``tolerance("tf32", n)`` and bfloat16 beyond);
 - anything larger is not explained. Nor is a residual that is mostly a common factor (a scaled
   result: the least-squares scale ``s`` has ``|s - 1| > 2**-6`` and removing it halves the
   error): lower precision rounds, it does not rescale. ``precision`` is ``"unknown"`` when
@@ -87,12 +89,7 @@ def compose(first: str, then: str) -> str:
 
 def relative(base: str, other: str) -> str:
     """The orientation ``t`` with ``t(base(k)) == other(k)`` for every kernel ``k``."""
-    target = ORIENTATIONS[other](_LABELS)
-    for name in ORIENTATIONS:
-        moved = ORIENTATIONS[name](ORIENTATIONS[base](_LABELS))
-        if moved.shape == target.shape and np.array_equal(moved, target):
-            return name
-    raise AssertionError("the dihedral group is closed")
+    return next(name for name in ORIENTATIONS if compose(base, name) == other)
 
 
 @dataclass(frozen=True)
@@ -565,7 +562,8 @@ def explain(
 
     Finds the kernel orientation, shift, boundary and output mode that relate the two results,
     classifies what is left (``exact``, ``rounding``, ``reduced``) and says it in a message with
-    the scipy calls that reproduce each result. Unrelated or rescaled arrays are not explained.
+    the scipy calls that reproduce each result. Unrelated or rescaled arrays are not explained;
+    two arrays equal to within rounding are, even when they do not come from image and kernel.
     """
     arrays = {"actual": _as_2d(actual, "actual"), "expected": _as_2d(expected, "expected")}
     image, kernel = _as_2d(image, "image"), _as_2d(kernel, "kernel")
