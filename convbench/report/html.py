@@ -36,6 +36,7 @@ small, .note { color: #5b6b7c; }
 h3.fail { color: #b3261e; } summary { cursor: pointer; margin: 8px 0; }
 """
 MISSING = "\u2013"  # an en dash in an empty cell
+VERDICT_CSS = {"pass": "pass", "FAIL": "fail"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def _missing(value: object) -> bool:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Cell | str]], caption: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    names = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = f"<thead><tr>{names}</tr></thead>" if any(header) else ""
     body = "".join(
         "<tr>"
         + "".join((c if isinstance(c, Cell) else Cell(str(c))).render() for c in row)
@@ -88,7 +90,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Cell | str]], caption: 
         for row in rows
     )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{cap}{head}<tbody>{body}</tbody></table>"
 
 
 def heat(ratio_to_tolerance: float, text: str) -> Cell:
@@ -148,16 +150,31 @@ def glance(data: ReportData) -> str:
     return '<ul class="glance">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
-def _size_pivot(frame: pd.DataFrame, rows: list[str], cell: Callable[[pd.Series], Cell]) -> str:
-    sizes = sorted(frame["size"].unique())
+def _pivot(
+    frame: pd.DataFrame,
+    rows: list[str],
+    cell: Callable,
+    column: str = "size",
+    label: Callable[[object], str] = lambda size: f"{size}x{size}",
+) -> str:
+    """A row per ``rows`` key, a column per value of ``column``; ``cell(row)`` fills each."""
+    values = sorted(frame[column].unique())
     body = []
     for key, group in frame.groupby(rows, sort=True):
-        by_size = {row.size: row for row in group.itertuples()}
+        by_value = {getattr(row, column): row for row in group.itertuples()}
         key = key if isinstance(key, tuple) else (key,)
         body.append(
-            [*map(str, key), *(cell(by_size[s]) if s in by_size else Cell(MISSING) for s in sizes)]
+            [
+                *(Cell(str(k), VERDICT_CSS.get(str(k), "")) for k in key),
+                *(cell(by_value[v]) if v in by_value else Cell(MISSING) for v in values),
+            ]
         )
-    return table([*rows, *(f"{s}x{s}" for s in sizes)], body)
+    return table([*rows, *map(label, values)], body)
+
+
+def details(summary: str, body: str) -> str:
+    """A folded block: the page stays short, every number is one click away, no script needed."""
+    return f"<details><summary>{summary}</summary>{body}</details>"
 
 
 def machine_section(data: ReportData, machine: str, colors: dict[str, str]) -> str:
@@ -175,7 +192,7 @@ def machine_section(data: ReportData, machine: str, colors: dict[str, str]) -> s
     parts.append(plots.time_vs_size(times, colors, f"{machine}: time per op (lower is better)"))
     parts.append("<h3>Fastest backend per case</h3>")
     parts.append(
-        _size_pivot(
+        _pivot(
             tables.fastest(times),
             ["dtype", "kernel"],
             lambda r: Cell(
@@ -187,23 +204,37 @@ def machine_section(data: ReportData, machine: str, colors: dict[str, str]) -> s
     parts.append('<p class="note">In brackets: how much slower the runner-up is.</p>')
     floor, source = data.bandwidth.get(machine, (math.nan, "not recorded"))
     flow = tables.throughput(times, {machine: floor})
-    parts.append("<h3>Time per op and throughput</h3>")
+    parts.append("<h3>Throughput</h3>")
     parts.append(
-        f'<p class="note">GB/s = bytes read and written (image, kernel, output) / median time; '
-        f"in brackets its share of the memory-bandwidth floor, a numpy copy at "
-        f"{_gbps(floor)} ({html.escape(source)}).</p>"
+        f'<p class="note">GB/s = bytes read and written (image, kernel, output) / median time, '
+        f"at the largest image each backend ran; in brackets its share of the memory-bandwidth "
+        f"floor, a numpy copy at {_gbps(floor)} ({html.escape(source)}).</p>"
     )
+    largest = flow.sort_values("size").groupby(["backend", "dtype", "kernel"]).tail(1)
     parts.append(
-        _size_pivot(
-            flow,
-            ["backend", "dtype", "kernel"],
+        _pivot(
+            largest,
+            ["backend", "dtype"],
             lambda r: Cell(
-                f"{format_seconds(r.seconds)} · {r.gb_per_s:.3g} GB/s"
-                + ("" if _missing(r.of_bandwidth) else f" ({r.of_bandwidth:.0%})"),
+                f"{r.gb_per_s:.3g} GB/s"
+                + ("" if _missing(r.of_bandwidth) else f" ({r.of_bandwidth:.0%})")
+                + f" at {r.size}x{r.size}",
                 "num",
             ),
+            column="kernel",
+            label=lambda k: f"{k}x{k} kernel",
         )
     )
+    every = _pivot(
+        flow,
+        ["backend", "dtype", "kernel"],
+        lambda r: Cell(
+            f"{format_seconds(r.seconds)} · {r.gb_per_s:.3g} GB/s"
+            + ("" if _missing(r.of_bandwidth) else f" ({r.of_bandwidth:.0%})"),
+            "num",
+        ),
+    )
+    parts.append(details(f"Time per op and GB/s for all {len(flow)} cases", every))
     batch = data.results[
         (data.results.machine == machine)
         & (data.results.suite == "ConvBatch")
@@ -248,13 +279,13 @@ def gpu_section(data: ReportData, colors: dict[str, str]) -> str:
         CPU=pairs.cpu_backend + " @ " + pairs.cpu_machine,
         GPU=pairs.gpu_backend + " @ " + pairs.gpu_machine,
     )
-    speedup = _size_pivot(
+    speedup = _pivot(
         pairs,
         ["CPU", "GPU", "kernel", "dtype"],
         lambda r: Cell(f"{r.speedup:.3g}x · {r.speedup_end_to_end:.3g}x", "num"),
     )
     transfers = pairs.drop_duplicates(["GPU", "kernel", "dtype", "size"])
-    transfer = _size_pivot(
+    transfer = _pivot(
         transfers,
         ["GPU", "kernel", "dtype"],
         lambda r: Cell(f"{format_seconds(r.transfer_s)} (op {format_seconds(r.gpu_s)})", "num"),
@@ -281,28 +312,28 @@ def agreement_section(data: ReportData) -> str:
     head = '<h2 id="agreement">Agreement with the float64 reference</h2>'
     if agree.empty:
         return head + "<p>No Conv.track_max_rel results.</p>"
-    sizes = sorted(agree["size"].unique())
-    rows = []
-    keys = ["machine", "backend", "dtype", "kernel"]
-    for key, group in agree.groupby(keys, sort=True):
-        by_size = {r.size: r for r in group.itertuples()}
-        cells = [
-            heat(by_size[s].ratio, f"{by_size[s].max_rel:.2g}") if s in by_size else Cell(MISSING)
-            for s in sizes
-        ]
-        first = next(group.itertuples())
-        verdict = Cell("pass", "pass") if group.ok.all() else Cell("FAIL", "fail")
-        rows.append([*map(str, key), first.precision, number(first.tolerance), *cells, verdict])
-    header = [*keys, "precision", "tolerance", *(f"{s}x{s}" for s in sizes), "verdict"]
+    worst = agree.loc[agree.groupby(["machine", "backend", "dtype", "size"]).ratio.idxmax()]
+    passed = worst.groupby(["machine", "backend", "dtype"]).ok.transform("all")
+    summary = _pivot(
+        worst.assign(verdict=passed.map({True: "pass", False: "FAIL"})),
+        ["machine", "backend", "dtype", "precision", "verdict"],
+        lambda r: heat(r.ratio, f"{r.max_rel:.2g} ({r.ratio:.2g} of tol., k={r.kernel})"),
+    )
+    every = _pivot(
+        agree,
+        ["machine", "backend", "dtype", "kernel", "precision"],
+        lambda r: heat(r.ratio, f"{r.max_rel:.2g} / {r.tolerance:.2g}"),
+    )
     return "".join(
         [
             head,
             '<p class="note">max_rel = max |result &minus; reference| / max |reference| '
-            "(reference: the same op in float64 on the CPU). Tolerance = 8·u·√(k²) for the "
-            "unit roundoff u of the precision the arithmetic ran in (TF32 where the recorded "
-            "settings allowed it). "
-            "Cell colour: green well inside the tolerance, red past it.</p>",
-            table(header, rows),
+            "(reference: the same op in float64 on the CPU), against the tolerance "
+            "8·u·√(k²) for the unit roundoff u of the precision the arithmetic ran in (TF32 where "
+            "the recorded settings allowed it). Each cell is the kernel size closest to its "
+            "tolerance; colour: green well inside the tolerance, red past it.</p>",
+            summary,
+            details(f"max_rel / tolerance for all {len(agree)} results", every),
         ]
     )
 
@@ -335,7 +366,7 @@ def environment_section(data: ReportData) -> str:
         ]
         parts.append(
             f"<div><h3>{html.escape(machine)}</h3>"
-            + table(["", ""], [[k, MISSING if v is None else str(v)] for k, v in facts])
+            + table([], [[k, MISSING if v is None else str(v)] for k, v in facts])
             + table(["backend", "available", "settings / reason"], backends)
             + "</div>"
         )

@@ -43,10 +43,21 @@ def time_vs_size(times: pd.DataFrame, colors: dict[str, str], title: str) -> str
     """Seconds per op against image size, log-log: a panel per kernel size, a line per backend
     (line style per dtype)."""
     kernels = sorted(times.kernel.unique())
+    # Two panels a row keeps the text legible on a page 1200 px wide.
+    ncols = min(2, len(kernels))
+    nrows = -(-len(kernels) // ncols)
     figure, axes = plt.subplots(
-        1, len(kernels), figsize=(3.6 * len(kernels) + 1.2, 3.0), sharey=True, squeeze=False
+        nrows,
+        ncols,
+        figsize=(4.6 * ncols + 1.8, 3.0 * nrows + 0.4),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
     )
-    for ax, kernel in zip(axes[0], kernels, strict=True):
+    axes = axes.ravel()
+    for ax in axes[len(kernels) :]:
+        ax.set_visible(False)
+    for ax, kernel in zip(axes, kernels, strict=False):
         panel = times[times.kernel == kernel]
         for (backend, dtype), line in panel.groupby(["backend", "dtype"]):
             line = line.sort_values("size")
@@ -60,22 +71,24 @@ def time_vs_size(times: pd.DataFrame, colors: dict[str, str], title: str) -> str
                 label=f"{backend} {dtype}",
             )
         ax.set(xscale="log", yscale="log", title=f"{kernel}x{kernel} kernel", xlabel="image size")
+        ax.tick_params(labelleft=True)
         size_ticks(ax, panel["size"])
-    axes[0][0].set_ylabel("seconds per op")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
+    for ax in axes[::ncols]:
+        ax.set_ylabel("seconds per op")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1 : len(kernels)]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    figure.text(0.0, 1.02, title, fontsize=10, fontweight="bold")
+    figure.legend(handles, labels, loc="outside right center", frameon=False)
+    figure.suptitle(title, fontweight="bold")
     return to_svg(figure)
 
 
 def speedups(pairs: pd.DataFrame, colors: dict[str, str]) -> str:
     """CPU time / GPU time against image size: solid for the op alone, dashed end to end."""
-    figure, ax = plt.subplots(figsize=(7.5, 3.2))
+    figure, ax = plt.subplots(figsize=(10.5, 3.4), layout="constrained")
     for key, line in pairs.groupby(["cpu_machine", "cpu_backend", "gpu_machine", "gpu_backend"]):
         cpu_machine, cpu_backend, gpu_machine, gpu_backend = key
         for (kernel, dtype), case in line.groupby(["kernel", "dtype"]):
@@ -91,5 +104,5 @@ def speedups(pairs: pd.DataFrame, colors: dict[str, str]) -> str:
     ax.set(xscale="log", yscale="log", xlabel="image size", ylabel="speedup (CPU time / GPU time)")
     size_ticks(ax, pairs["size"])
     ax.set_title("GPU speedup: solid = op alone, dashed = with host/device transfers")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
+    figure.legend(loc="outside right center", frameon=False, fontsize=7)
     return to_svg(figure)
