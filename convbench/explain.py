@@ -637,15 +637,8 @@ def _unexplained(
             same = (
                 "identical" if error == 0 else f"equal up to {level} rounding (max_rel {error:.2g})"
             )
-            return Explanation(
-                explained=True,
-                transform=None,
-                offset=(0, 0),
-                boundary=None,
-                mode=None,
-                precision="exact" if error == 0 else "rounding",
-                message=f"Explained: the two results are {same}; nothing to explain.",
-            )
+            message = f"Explained: the two results are {same}; nothing to explain."
+            return _without_structure(True, "exact" if error == 0 else "rounding", message)
     lines = ["Not explained: no known relation accounts for the difference."]
     for side, (fits, closest) in found.items():
         x = arrays[side]
@@ -675,12 +668,8 @@ def _unexplained(
             )
         lines.append(_wrap(words))
     lines.append("Check that both results were computed from this image and kernel.")
-    return Explanation(
-        explained=False,
-        transform=None,
-        offset=(0, 0),
-        boundary=None,
-        mode=None,
-        precision="unknown",
-        message="\n".join(lines),
-    )
+    return _without_structure(False, "unknown", "\n".join(lines))
+
+
+def _without_structure(explained: bool, precision: str, message: str) -> Explanation:
+    return Explanation(explained, None, (0, 0), None, None, precision, message)

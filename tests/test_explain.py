@@ -32,6 +32,13 @@ def conv(image, kernel, op="correlate", mode="same", boundary="fill", transform=
     return convbench.reference(image, oriented, spec).astype(np.float32)
 
 
+def explain_pair(kshape, side_a: dict, side_e: dict):
+    """explain() of ``conv(**side_a)`` and ``conv(**side_e)`` on one case, with the two results."""
+    image, kernel = case(kshape=kshape)
+    actual, expected = conv(image, kernel, **side_a), conv(image, kernel, **side_e)
+    return convbench.explain(actual, expected, image, kernel), actual, expected
+
+
 def anchor(op: str, mode: str, transform: str, kernel_shape) -> tuple[int, int]:
     """Offset's definition: image pixel under the correlation kernel's (K-1)//2 for output 0."""
     a, b = ORIENTATIONS[transform](np.empty(kernel_shape)).shape
@@ -85,10 +92,7 @@ def test_transform_names_are_the_numpy_meanings() -> None:
 @pytest.mark.parametrize("transform", list(ORIENTATIONS))
 @pytest.mark.parametrize("kshape", [(3, 3), (4, 3), (2, 5)])
 def test_each_transform(transform: str, kshape) -> None:
-    image, kernel = case(kshape=kshape)
-    actual = conv(image, kernel)
-    expected = conv(image, kernel, transform=transform)
-    found = convbench.explain(actual, expected, image, kernel)
+    found, _, _ = explain_pair(kshape, {}, {"transform": transform})
     assert found.explained
     assert found.transform == (None if transform == "identity" else transform)
     assert (found.offset, found.boundary, found.mode) == ((0, 0), None, None)
@@ -97,10 +101,7 @@ def test_each_transform(transform: str, kshape) -> None:
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 3), (4, 4), (4, 3), (3, 4), (2, 6)])
 def test_convolve_vs_correlate_is_rot180_with_the_even_kernel_offset(kshape) -> None:
-    image, kernel = case(kshape=kshape)
-    actual = conv(image, kernel, op="correlate")
-    expected = conv(image, kernel, op="convolve")
-    found = convbench.explain(actual, expected, image, kernel)
+    found, _, _ = explain_pair(kshape, {"op": "correlate"}, {"op": "convolve"})
     assert found.explained and found.transform == "rot180"
     assert found.offset == (int(kshape[0] % 2 == 0), int(kshape[1] % 2 == 0))
     assert "cross-correlation" in found.message
@@ -112,10 +113,7 @@ def test_convolve_vs_correlate_is_rot180_with_the_even_kernel_offset(kshape) -> 
 @pytest.mark.parametrize(("mode_a", "mode_e"), list(itertools.permutations(MODES, 2)))
 @pytest.mark.parametrize("kshape", [(3, 5), (4, 2)])
 def test_mode_pairs_and_the_literal_offset(mode_a: str, mode_e: str, kshape) -> None:
-    image, kernel = case(kshape=kshape)
-    actual = conv(image, kernel, mode=mode_a)
-    expected = conv(image, kernel, mode=mode_e)
-    found = convbench.explain(actual, expected, image, kernel)
+    found, actual, expected = explain_pair(kshape, {"mode": mode_a}, {"mode": mode_e})
     assert found.explained and found.transform is None and found.boundary is None
     assert found.mode == (mode_a, mode_e)
     dy, dx = found.offset
@@ -133,10 +131,7 @@ def test_mode_pairs_and_the_literal_offset(mode_a: str, mode_e: str, kshape) -> 
 @pytest.mark.parametrize(("boundary_a", "boundary_e"), list(itertools.permutations(BOUNDARIES, 2)))
 @pytest.mark.parametrize("kshape", [(3, 3), (4, 2)])
 def test_each_boundary_pair(boundary_a: str, boundary_e: str, kshape) -> None:
-    image, kernel = case(kshape=kshape)
-    actual = conv(image, kernel, boundary=boundary_a)
-    expected = conv(image, kernel, boundary=boundary_e)
-    found = convbench.explain(actual, expected, image, kernel)
+    found, _, _ = explain_pair(kshape, {"boundary": boundary_a}, {"boundary": boundary_e})
     assert found.explained
     assert found.boundary == (boundary_a, boundary_e)
     assert (found.transform, found.offset, found.mode) == (None, (0, 0), None)

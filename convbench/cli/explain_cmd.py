@@ -54,6 +54,16 @@ def _spec_option(name: str, help_text: str):
     )
 
 
+def _transform_option(name: str, help_text: str):
+    return click.option(
+        name,
+        type=click.Choice(list(ORIENTATIONS)),
+        default="identity",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def _load(path: str) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
@@ -95,20 +105,8 @@ def _run_side(name: str, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) 
 @_spec_option("--spec", "Spec of both sides, e.g. convolve,same,wrap [correlate,same,fill].")
 @_spec_option("--spec-a", "Spec words for A alone; they replace the same fields of --spec.")
 @_spec_option("--spec-b", "Spec words for B alone; they replace the same fields of --spec.")
-@click.option(
-    "--transform-a",
-    type=click.Choice(list(ORIENTATIONS)),
-    default="identity",
-    show_default=True,
-    help="Orientation of the kernel handed to A, e.g. transpose: A runs on kernel.T.",
-)
-@click.option(
-    "--transform-b",
-    type=click.Choice(list(ORIENTATIONS)),
-    default="identity",
-    show_default=True,
-    help="Orientation of the kernel handed to B.",
-)
+@_transform_option("--transform-a", "Kernel orientation handed to A, e.g. transpose: kernel.T.")
+@_transform_option("--transform-b", "Kernel orientation handed to B.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Explanation's fields as JSON.")
 @click.option(
     "--save",
