@@ -234,3 +234,23 @@ def test_page_renders_in_headless_chromium(tmp_path):
     assert shot.is_file() and shot.stat().st_size > 10_000, log
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Uncaught" not in log and "ERROR:CONSOLE" not in log, log
+
+
+def test_fastest_names_the_winner_and_its_margin(frame):
+    best = one(
+        tables.fastest(tables.op_times(frame)),
+        machine="fixture-cpu",
+        size=1024,
+        kernel=3,
+        dtype="float32",
+    )
+    torch = raw("fixture-cpu", "conv.Conv.time_op", "torch-cpu", 1024, 3, "float32")
+    tf = raw("fixture-cpu", "conv.Conv.time_op", "tensorflow-cpu", 1024, 3, "float32")
+    assert (best.fastest, best.runner_up) == ("torch-cpu", "tensorflow-cpu")
+    assert best.margin == pytest.approx(tf / torch)
+
+
+def test_glance_answers_the_three_questions(page):
+    assert "<b>torch-cuda</b> is fastest in 12 of 12 cases" in page
+    assert "Agreement: 64 of 65 results within tolerance; <b>1 outside</b>" in page
+    assert "Not run: 162 skipped and 3 failed Conv results" in page
