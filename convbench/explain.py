@@ -72,6 +72,7 @@ _MODE_ORDER = ("same", "full", "valid")
 _SCALE_LIMIT = 2.0**-6
 _LABELS = np.arange(6).reshape(2, 3)
 _LOW_DTYPES = ("float16", "bfloat16")
+_MOST_POSITIONS, _MOST_VERIFIED = 4, 8
 
 
 def _orientation_of(labels: np.ndarray) -> str:
@@ -239,7 +240,12 @@ class _Search:
                 )
             ]
         inside = inside / scale
-        hopeful = list(zip(*np.nonzero(inside <= self.cap), strict=True))
+        # Ties happen only on degenerate images (constant, zeros); there the standard positions,
+        # which sit in the middle of the range, come first.
+        hopeful = sorted(
+            zip(*np.nonzero(inside <= self.cap), strict=True),
+            key=lambda pos: (inside[pos], abs(2 * pos[0] - pmax) + abs(2 * pos[1] - qmax)),
+        )[:_MOST_POSITIONS]
         if not hopeful:
             # Kept only as the closest candidate an unexplained message can name.
             top, left = np.unravel_index(np.argmin(inside), inside.shape)
@@ -274,7 +280,14 @@ class _Search:
             return [], None
         closest = min(screened, key=lambda item: item[0])
         limit = min(self.cap, max(4 * closest[0], self.floor))
-        verified = [self._verify(result, *item[1:]) for item in screened if item[0] <= limit]
+        order = list(ORIENTATIONS)
+        hopeful = sorted(
+            (item for item in screened if item[0] <= limit),
+            key=lambda item: (item[0], order.index(item[1]), BOUNDARIES.index(item[2])),
+        )
+        # Only a degenerate image ties more candidates than this; comparing them all in full
+        # would cost seconds and could not tell them apart anyway.
+        verified = [self._verify(result, *item[1:]) for item in hopeful[:_MOST_VERIFIED]]
         if not verified:
             return [], self._verify(result, *closest[1:])
         limit = min(self.cap, max(4 * min(fit.error for fit in verified), self.floor))
@@ -284,7 +297,6 @@ class _Search:
             if fit.error <= limit
             for name in self.groups[_key(self.kernels[fit.orientation])]
         ]
-        order = list(ORIENTATIONS)
         fits.sort(key=lambda f: (order.index(f.orientation), BOUNDARIES.index(f.boundary)))
         return fits, min(verified, key=lambda fit: fit.error)
 
