@@ -312,6 +312,15 @@ def test_identical_or_rounding_close_arrays_need_no_explaining() -> None:
     assert convbench.explain(unrelated, close, image, kernel).precision in ("exact", "rounding")
 
 
+def test_a_constant_image_ties_every_candidate_and_still_answers() -> None:
+    image, kernel = np.ones((64, 64), np.float32), case(kshape=(5, 5))[1]
+    actual = conv(image, kernel)
+    found = convbench.explain(actual, conv(image, kernel, mode="full"), image, kernel)
+    assert found.explained and found.mode == ("same", "full") and found.offset == (2, 2)
+    zeros = np.zeros_like(image)
+    assert convbench.explain(zeros, zeros, zeros, kernel).precision == "exact"
+
+
 def test_nan_propagates_and_is_still_explained() -> None:
     image, kernel = case()
     image[10, 7] = np.nan
