@@ -27,3 +27,16 @@ def reference(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = Non
         for j in range(k.shape[1]):
             out += k[i, j] * x[..., i : i + oh, j : j + ow]
     return out
+
+
+def error_scale(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = None) -> float:
+    """max over outputs of ``sum |x * k|``: what rounding errors scale with (see agreement).
+
+    Larger than ``max|reference|`` wherever terms cancel; non-finite inputs are ignored.
+    """
+    spec = ConvSpec() if spec is None else spec
+    image, kernel = check_inputs(image, kernel, spec)
+    magnitude = ConvSpec(spec.op, spec.mode, spec.boundary, abs(spec.fillvalue))
+    sums = reference(np.abs(image.astype(np.float64)), np.abs(kernel.astype(np.float64)), magnitude)
+    finite = sums[np.isfinite(sums)]
+    return float(finite.max()) if finite.size else 0.0

@@ -50,6 +50,7 @@ BUILTIN = (
     BackendDecl("torch-cuda", _TORCH, {"device": "cuda"}),
     BackendDecl("jax-cpu", _JAX, {"device": "cpu"}),
     BackendDecl("jax-gpu", _JAX, {"device": "gpu"}),
+    BackendDecl("cupy-gpu", _SCIPY, {"function": "correlate2d", "device": "gpu"}),
 )
 
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from convbench import agreement, tolerance
+from convbench import ConvSpec, agreement, reference, tolerance
+from convbench.reference import error_scale
 from convbench.agreement import ulp_distance
 
 try:
@@ -89,3 +90,15 @@ def test_all_zero_reference() -> None:
     zero = np.zeros((2, 2))
     assert agreement(zero, zero).max_rel == 0.0
     assert math.isinf(agreement(zero + 1e-9, zero).max_rel)
+
+
+def test_scale_judges_cancelling_results_by_their_terms() -> None:
+    image = np.array([[1.0, 1.0 + 2.0**-20]])
+    kernel = np.array([[1.0, -1.0]])
+    spec = ConvSpec(mode="valid")
+    ref = reference(image, kernel, spec)  # -2**-20: the terms cancel
+    actual = ref + 2.0**-52  # one float64 rounding of a term of size 1
+    assert not agreement(actual, ref, terms=2).ok
+    scale = error_scale(image, kernel, spec)
+    assert scale == pytest.approx(2.0)
+    assert agreement(actual, ref, terms=2, scale=scale).ok

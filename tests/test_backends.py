@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import convbench
+from convbench.reference import error_scale
 from convbench.spec import FLOAT_DTYPES, ConvSpec
 from tests.strategies import Case, cases, record
 
@@ -40,7 +41,11 @@ def test_backend_matches_reference(backend: convbench.Backend, dtype: str) -> No
         assert out.dtype == case.image.dtype
         assert out.shape == expected.shape == prepared.output_shape
         found = convbench.agreement(
-            out, expected, terms=case.kernel.size, precision=backend.precision(dtype)
+            out,
+            expected,
+            terms=case.kernel.size,
+            precision=backend.precision(dtype),
+            scale=error_scale(case.image, case.kernel, case.spec),
         )
         record(backend.name, dtype, found.max_rel)
         assert found.ok, f"{backend.name} {case.spec} {prepared.padding}: {found}"

@@ -55,7 +55,7 @@ def test_device_names() -> None:
         TorchBackend("t", "gpu")
 
 
-@pytest.mark.parametrize("name", ["torch-cuda", "tensorflow-gpu", "jax-gpu"])
+@pytest.mark.parametrize("name", ["torch-cuda", "tensorflow-gpu", "jax-gpu", "cupy-gpu"])
 def test_gpu_backend_without_gpu_says_why(name: str) -> None:
     backend = convbench.get_backend(name)
     if backend.unavailable_reason is None:
@@ -63,3 +63,58 @@ def test_gpu_backend_without_gpu_says_why(name: str) -> None:
     x = np.ones((8, 8), np.float32)
     with pytest.raises(convbench.BackendUnavailable, match=f"backend '{name}' is unavailable: "):
         convbench.run(name, x, x[:3, :3])
+
+
+def test_options_are_validated_recorded_and_copied() -> None:
+    base = convbench.get_backend("torch-cpu")
+    tuned = base.configure(tf32=False, cudnn_benchmark=True)
+    assert tuned is not base and base.options == {"tf32": None, "cudnn_benchmark": None}
+    assert tuned.options == {"tf32": False, "cudnn_benchmark": True}
+    assert "options={'tf32': False, 'cudnn_benchmark': True}" in repr(tuned)
+    with pytest.raises(ValueError, match=r"torch-cpu has no option 'tf33'; its options are \["):
+        base.configure(tf33=True)
+    with pytest.raises(ValueError, match=r"option tf32='off' is not one of \[True, False\]"):
+        base.configure(tf32="off")
+    jax_backend = convbench.get_backend("jax-gpu").configure(precision="highest")
+    assert jax_backend.jax_precision == "highest"
+    assert jax_backend.precision("float32") == "float32"
+    assert convbench.get_backend("jax-gpu").precision("float32") == "tf32"
+
+
+def test_torch_options_reach_cudnn_flags_and_settings() -> None:
+    torch = pytest.importorskip("torch")
+    backend = convbench.get_backend("torch-cpu").configure(cudnn_benchmark=True, tf32=False)
+    saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32
+    try:
+        x = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+        backend.prepare(x, x[:3, :3]).run()
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32) == (True, False)
+        settings = backend.settings()
+        assert settings["option.cudnn_benchmark"] == "True"
+        assert settings["option.tf32"] == "False"
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_tensorflow_tf32_option_reaches_tensorflow() -> None:
+    backend = convbench.get_backend("tensorflow-cpu")
+    if backend.unavailable_reason:
+        pytest.skip(backend.unavailable_reason)
+    from convbench.backends.tensorflow_conv import import_tensorflow
+
+    tf = import_tensorflow()
+    saved = tf.config.experimental.tensor_float_32_execution_enabled()
+    try:
+        x = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
+        backend.configure(tf32=not saved).prepare(x, x[:3, :3]).run()
+        assert tf.config.experimental.tensor_float_32_execution_enabled() is (not saved)
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(saved)
+
+
+def test_cupy_backend_is_the_scipy_code_on_the_gpu() -> None:
+    backend = convbench.get_backend("cupy-gpu")
+    assert (backend.signal_module, backend.array_module) == ("cupyx.scipy.signal", "cupy")
+    assert backend.requires == ("cupy",) and backend.needs_gpu
+    assert backend.function == convbench.get_backend("scipy-correlate2d").function
+    assert "cupyx.scipy.signal.correlate2d computes only in" in backend.dtype_unsupported("float16")

@@ -7,11 +7,12 @@ kernel flip, layout, upload) and returns a ``Prepared`` whose ``run`` is the tim
 
 from __future__ import annotations
 
+import copy
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -94,13 +95,39 @@ class Backend(ABC):
     library: str = ""
     dtypes: tuple[str, ...] = ("float32", "float64")
     requires: tuple[str, ...] = ()
+    # Settings that change speed or numbers, each with the values it accepts; None in
+    # ``options`` means "the library's default, untouched".
+    option_values: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         self.name = name
         self.device = device
+        self.options: dict[str, Any] = dict.fromkeys(self.option_values)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, device={self.device!r})"
+        chosen = {k: v for k, v in self.options.items() if v is not None}
+        extra = f", options={chosen}" if chosen else ""
+        return f"{type(self).__name__}(name={self.name!r}, device={self.device!r}{extra})"
+
+    def configure(self, **options: Any) -> Backend:
+        """A copy of this backend with settings changed, e.g. ``configure(tf32=False)``."""
+        for key, value in options.items():
+            if key not in self.option_values:
+                raise ValueError(
+                    f"{self.name} has no option {key!r}; its options are {list(self.option_values)}"
+                )
+            accepted = self.option_values[key]
+            if value not in accepted:
+                raise ValueError(
+                    f"{self.name} option {key}={value!r} is not one of {list(accepted)}"
+                )
+        configured = copy.copy(self)
+        configured.options = {**self.options, **options}
+        return configured
+
+    def option_settings(self) -> dict[str, str]:
+        """The options chosen, as recorded facts (``option.<name>``)."""
+        return {f"option.{k}": str(v) for k, v in self.options.items() if v is not None}
 
     @property
     def needs_gpu(self) -> bool:

@@ -3,10 +3,12 @@
 Layout NCHW / OIHW. JAX takes any per-side zero padding, so only wrap, symm and non-zero fills are
 padded explicitly. float64 needs ``jax_enable_x64``, which ``prepare`` turns on (process-wide) when
 asked for float64 and records in ``settings``. On GPUs JAX's default precision for float32
-convolutions is TF32-level; ``precision='highest'`` asks for full float32.
+convolutions is TF32-level; the option ``configure(precision='highest')`` asks for full float32.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,14 +22,16 @@ class JaxBackend(Backend):
     library = "jax"
     requires = ("jax",)
     dtypes = ("float16", "bfloat16", "float32", "float64")
+    option_values: ClassVar[dict[str, tuple]] = {"precision": PRECISIONS}
 
-    def __init__(self, name: str, device: str = "cpu", precision: str = "default") -> None:
+    def __init__(self, name: str, device: str = "cpu") -> None:
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device={device!r} must be 'cpu' or 'gpu'")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r} must be one of {list(PRECISIONS)}")
         super().__init__(name, device)
-        self.jax_precision = precision
+
+    @property
+    def jax_precision(self) -> str:
+        return self.options["precision"] or "default"
 
     def _device_missing(self) -> str | None:
         import jax
@@ -47,7 +51,7 @@ class JaxBackend(Backend):
             "jax.device": str(device.device_kind),
             "jax.precision": self.jax_precision,
             "jax_enable_x64": str(jax.config.jax_enable_x64),
-        }
+        } | self.option_settings()
 
     def precision(self, dtype: str) -> str:
         if self.device == "gpu" and dtype == "float32" and self.jax_precision == "default":

@@ -1,49 +1,90 @@
-"""scipy.signal ``convolve2d`` / ``correlate2d``: the conventions convbench is defined by.
+"""scipy.signal ``convolve2d`` / ``correlate2d`` on the CPU, and CuPy's copies of them on the GPU.
 
-Each backend calls one scipy function. The other op is reached by rotating the kernel, which
-is exact except for 'same' with an even kernel, where the two ops centre the window one pixel
-apart; that case is padded explicitly and run 'valid'.
+These functions define the conventions convbench holds every backend to. Each backend calls one
+function. The other op is reached by rotating the kernel, which is exact except for 'same' with
+an even kernel, where the two ops centre the window one pixel apart; that case is padded
+explicitly and run 'valid'.
+
+``cupyx.scipy.signal`` has the same signatures and semantics on CuPy arrays, so the GPU backend
+is this very code with another array module, an upload, a download and a device wait.
 """
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from convbench.backends.base import Backend, Plan
 from convbench.spec import ConvSpec
 
+FUNCTIONS = ("convolve2d", "correlate2d")
+# device -> (signal module, array module, what to install)
+MODULES = {"cpu": ("scipy.signal", "numpy", "scipy"), "gpu": ("cupyx.scipy.signal", "cupy", "cupy")}
+
 
 class ScipySignalBackend(Backend):
     library = "scipy"
-    requires = ("scipy",)
     # sigtools computes in float32, float64 and complex; float16 would be upcast silently.
     dtypes = ("float32", "float64")
 
-    def __init__(self, name: str, function: str) -> None:
-        super().__init__(name, "cpu")
-        if function not in ("convolve2d", "correlate2d"):
-            raise ValueError(f"function={function!r} must be 'convolve2d' or 'correlate2d'")
+    def __init__(self, name: str, function: str, device: str = "cpu") -> None:
+        if function not in FUNCTIONS:
+            raise ValueError(f"function={function!r} must be one of {list(FUNCTIONS)}")
+        if device not in MODULES:
+            raise ValueError(f"device={device!r} must be one of {list(MODULES)}")
+        super().__init__(name, device)
         self.function = function
         self.native_op = "convolve" if function == "convolve2d" else "correlate"
+        self.signal_module, self.array_module, package = MODULES[device]
+        self.library = package
+        self.requires = (package,)
 
     def dtype_unsupported(self, dtype: str) -> str | None:
         if dtype in self.dtypes:
             return None
         return (
-            f"scipy.signal.{self.function} computes only in float32, float64 and complex; "
+            f"{self.signal_module}.{self.function} computes only in float32, float64 and complex; "
             f"{dtype} would be silently upcast, so {self.name} does not accept it"
         )
 
-    def settings(self) -> dict[str, str]:
-        import scipy
+    def _device_missing(self) -> str | None:
+        if self.device == "cpu":
+            return None
+        import cupy
 
-        return {"scipy": scipy.__version__, "numpy": np.__version__}
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except cupy.cuda.runtime.CUDARuntimeError as error:
+            return f"CuPy {cupy.__version__} finds no CUDA device ({error})"
+        return None if count else f"CuPy {cupy.__version__} finds no CUDA device"
+
+    def settings(self) -> dict[str, str]:
+        xp = importlib.import_module(self.array_module)
+        found = {self.library: importlib.import_module(self.library).__version__}
+        found[self.array_module] = xp.__version__
+        if self.device == "gpu":
+            found["cuda.runtime"] = str(xp.cuda.runtime.runtimeGetVersion())
+        return found
+
+    def _transfers(self) -> tuple[Callable, Callable, Callable[[], None]]:
+        """upload, download and wait-for-the-device for this device."""
+        if self.device == "cpu":
+            return np.ascontiguousarray, np.asarray, _no_wait
+        import cupy
+
+        # Device-wide: CuPy may run on a non-default stream, and a wait on the wrong stream
+        # returns before the work is done.
+        return cupy.asarray, cupy.asnumpy, cupy.cuda.Device().synchronize
 
     def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
-        import scipy.signal
-
-        function = getattr(scipy.signal, self.function)
+        function = getattr(importlib.import_module(self.signal_module), self.function)
+        stack = importlib.import_module(self.array_module).stack
+        upload, download, wait = self._transfers()
         even_same = spec.mode == "same" and any(k % 2 == 0 for k in kernel.shape)
+        kw: dict[str, Any]
         if spec.op == self.native_op or not even_same:
             host, mode, padding = image, spec.mode, "native"
             kw = {"boundary": spec.boundary, "fillvalue": spec.fillvalue}
@@ -54,11 +95,18 @@ class ScipySignalBackend(Backend):
             weights = spec.correlation_kernel(kernel)
             if self.native_op == "convolve":
                 weights = weights[::-1, ::-1]
-        weights = np.ascontiguousarray(weights)
+        weights = upload(weights.copy())
 
-        def op(x: np.ndarray) -> np.ndarray:
+        def op(x: Any) -> Any:
             if x.ndim == 2:
-                return function(x, weights, mode=mode, **kw)
-            return np.stack([function(plane, weights, mode=mode, **kw) for plane in x])
+                y = function(x, weights, mode=mode, **kw)
+            else:
+                y = stack([function(plane, weights, mode=mode, **kw) for plane in x])
+            wait()
+            return y
 
-        return Plan(host, upload=np.ascontiguousarray, op=op, download=np.asarray, padding=padding)
+        return Plan(host, upload=upload, op=op, download=download, padding=padding)
+
+
+def _no_wait() -> None:
+    """CPU work is done when the call returns."""

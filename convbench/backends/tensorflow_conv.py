@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import ClassVar
 
 import numpy as np
 
@@ -60,6 +61,8 @@ class TensorFlowBackend(Backend):
     library = "tensorflow"
     requires = ("tensorflow",)
     dtypes = ("float16", "bfloat16", "float32", "float64")
+    # TensorFlow runs float32 convolutions in TF32 on Ampere and newer GPUs unless told not to.
+    option_values: ClassVar[dict[str, tuple]] = {"tf32": (True, False)}
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device not in TF_DEVICES:
@@ -91,17 +94,20 @@ class TensorFlowBackend(Backend):
                 {
                     "cuda": str(build.get("cuda_version")),
                     "cudnn": str(build.get("cudnn_version")),
-                    "tf32": str(tf.config.experimental.is_tensor_float_32_execution_enabled()),
+                    "tf32": str(self._tf32()),
                 }
             )
-        return found
+        return found | self.option_settings()
+
+    def _tf32(self) -> bool:
+        """Whether float32 work may use TF32: this backend's option, else TensorFlow's global."""
+        if self.options["tf32"] is not None:
+            return self.options["tf32"]
+        return import_tensorflow().config.experimental.tensor_float_32_execution_enabled()
 
     def precision(self, dtype: str) -> str:
-        if self.device == "gpu" and dtype == "float32":
-            tf = import_tensorflow()
-
-            if tf.config.experimental.is_tensor_float_32_execution_enabled():
-                return "tf32"
+        if self.device == "gpu" and dtype == "float32" and self._tf32():
+            return "tf32"
         return dtype
 
     def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
@@ -123,7 +129,13 @@ class TensorFlowBackend(Backend):
         # Eager CPU ops are synchronous; GPU ops are queued on a stream and must be waited for.
         wait = tf.test.experimental.sync_devices if self.device == "gpu" else _no_wait
 
+        tf32 = self.options["tf32"]
+        set_tf32 = tf.config.experimental.enable_tensor_float_32_execution
+
         def op(x: tf.Tensor) -> tf.Tensor:
+            # The TF32 switch is process-wide: re-assert this backend's choice on every call.
+            if tf32 is not None:
+                set_tf32(tf32)
             with tf.device(device):
                 y = tf.nn.conv2d(x, weights, strides=1, padding=padding)
             wait()
