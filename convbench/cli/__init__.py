@@ -9,6 +9,7 @@ import click
 
 from convbench import __version__
 from convbench.cli.compare_cmd import compare_command
+from convbench.cli.env_cmd import env_command
 from convbench.cli.explain_cmd import explain_command
 from convbench.cli.list_cmd import list_command
 from convbench.cli.report_cmd import report_command
@@ -26,3 +27,4 @@ main.add_command(explain_command)
 main.add_command(run_command)
 main.add_command(compare_command)
 main.add_command(report_command)
+main.add_command(env_command)

@@ -1,0 +1,154 @@
+"""The default benchmark grid, its skip policy and its inputs, shared by the asv suites and the CLI.
+
+One parameter combination is one number. The grid is data here, not in ``benchmarks/``, so that
+the report can say *why* a cell of the grid is empty: ``skip_reason`` is a pure function of the
+parameters (no framework import, no device query); whether a backend can run on this machine is
+a separate question, answered by ``case_unavailable``.
+
+Why the budgets below: on a 2-core CPU, scipy.signal's direct loop and every float64 convolution
+cost about 4-10 ns per multiply-add and the framework float32 kernels about 0.2-1 ns, so 1.6e8
+multiply-adds of the former and 1e9 of the latter are about a second per call. Cases beyond them
+(4096² with 15x15 takes 1-5 s in float32 and up to 40 s in float64) are skipped on CPUs with this
+reason, so that the whole default suite runs in minutes; GPU backends have no such budget.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import numpy as np
+
+from convbench.backends.tensorflow_conv import import_tensorflow
+from convbench.registry import BUILTIN, get_backend
+from convbench.spec import ConvSpec
+
+# The operation every suite measures: the defaults, i.e. a 'same'-sized cross-correlation with
+# zero padding, the deep-learning convention that every framework computes natively.
+SPEC = ConvSpec()
+
+BACKENDS = tuple(decl.name for decl in BUILTIN)
+SIZES = (64, 256, 1024, 2048, 4096)
+KERNELS = (3, 4, 7, 15)  # 4: an even kernel, where 'same' padding is asymmetric
+DTYPES = ("float32", "float64")
+
+# The batch case: a small-image workload, as a network layer sees it.
+BATCHES = (16,)
+BATCH_SIZES = (256,)
+
+# Host -> device -> host, beside the op alone; one kernel is enough to show the transfer share.
+TRANSFER_SIZES = (256, 2048)
+TRANSFER_KERNELS = (3,)
+
+# Multiply-adds per call above which scipy's direct loop and float64 on a CPU are skipped, and
+# above which every CPU case is.
+CPU_SLOW_MACS = 1.6e8
+CPU_MAX_MACS = 1e9
+# Agreement (track_*) needs the float64 reference, accumulated tap by tap in numpy (about 4 ns per
+# multiply-add: 1 s at 1024² with 15x15, 10 s at 4096²). Larger cases only draw more samples of the
+# same per-output error, so agreement is tracked for images up to 1024² and references up to
+# 1024² x 7x7 (also 16 x 256² x 7x7) multiply-adds.
+TRACK_MAX_SIZE = 1024
+TRACK_MAX_MACS = 1024 * 1024 * 7 * 7
+# Peak memory depends on the image and the kernel's extremes (an im2col workspace grows with k²),
+# not on every kernel between them; measuring two kernels halves its cost.
+PEAKMEM_KERNELS = (3, 15)
+
+SCIPY_DIRECT = ("scipy-convolve2d", "scipy-correlate2d")
+METRICS = ("time", "peakmem", "track")
+GPU_SUFFIXES = ("-gpu", "-cuda")
+
+
+def multiply_adds(size: int, kernel: int, batch: int = 1) -> int:
+    """Multiply-adds of one 'same' correlation of ``batch`` images ``size``² with ``kernel``²."""
+    return batch * size * size * kernel * kernel
+
+
+def skip_reason(backend: str, size: int, kernel: int, dtype: str, batch: int = 1) -> str | None:
+    """Why the default suite does not measure this case, or None when it does.
+
+    Pure: depends on the parameters only, not on what is installed (see ``case_unavailable``).
+    """
+    macs = multiply_adds(size, kernel, batch)
+    shape = f"{batch}x{size}x{size}" if batch > 1 else f"{size}x{size}"
+    over = f"{macs:.2g} multiply-adds ({shape} image, {kernel}x{kernel} kernel) exceed"
+    if backend in SCIPY_DIRECT and macs > CPU_SLOW_MACS:
+        return (
+            f"scipy.signal's direct loop: {over} the suite's budget of {CPU_SLOW_MACS:.2g} "
+            "(about a second per call on one CPU core)"
+        )
+    if backend.endswith(GPU_SUFFIXES):
+        return None
+    if dtype == "float64" and macs > CPU_SLOW_MACS:
+        return (
+            f"float64 on a CPU: {over} the suite's budget of {CPU_SLOW_MACS:.2g} (seconds per call)"
+        )
+    if macs > CPU_MAX_MACS:
+        return f"on a CPU: {over} the suite's budget of {CPU_MAX_MACS:.2g} (seconds per call)"
+    if backend == "jax-cpu" and dtype == "float64" and batch == 1 and size >= 2048 and kernel <= 6:
+        return (
+            "jaxlib 0.10's XLA:CPU float64 convolution crashes the process (SIGSEGV) for "
+            "images of 2048x2048 and more with kernels up to 6x6"
+        )
+    return None
+
+
+def metric_skip_reason(metric: str, size: int, kernel: int, batch: int = 1) -> str | None:
+    """Why the suite does not measure ``metric`` ("time", "peakmem", "track") for a case that
+    ``skip_reason`` lets through, or None when it does. Pure, like ``skip_reason``."""
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r} must be one of {list(METRICS)}")
+    macs = multiply_adds(size, kernel, batch)
+    if metric == "track" and (size > TRACK_MAX_SIZE or macs > TRACK_MAX_MACS):
+        return (
+            f"agreement is tracked up to {TRACK_MAX_SIZE}x{TRACK_MAX_SIZE} images and "
+            f"{TRACK_MAX_MACS:.2g} multiply-adds: the float64 reference costs seconds here "
+            "and larger cases add no new kind of error"
+        )
+    if metric == "peakmem" and kernel not in PEAKMEM_KERNELS:
+        return f"peak memory is measured for kernels {list(PEAKMEM_KERNELS)}, the extremes"
+    return None
+
+
+def make_inputs(
+    size: int, kernel: int, dtype: str, batch: int = 1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded standard-normal image ``(size, size)`` (or ``(batch, size, size)``) and kernel.
+
+    Never zeros or ones: those hide ordering and rounding differences. The image and kernel come
+    from one generator, so a (size, kernel, batch, seed) always gives the same numbers; float16
+    and bfloat16 are drawn in float32 and rounded.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (size, size) if batch == 1 else (batch, size, size)
+    draw = np.float64 if dtype == "float64" else np.float32
+    image = rng.standard_normal(shape, dtype=draw)
+    weights = rng.standard_normal((kernel, kernel), dtype=draw)
+    target = np.dtype(dtype)
+    return image.astype(target, copy=False), weights.astype(target, copy=False)
+
+
+def case_unavailable(backend: str, dtype: str) -> str | None:
+    """Why ``backend`` cannot compute ``dtype`` on this machine (imports its framework)."""
+    found = get_backend(backend)
+    return found.unavailable_reason or found.dtype_unsupported(dtype)
+
+
+def preimport(backends: tuple[str, ...] = BACKENDS) -> None:
+    """Import the frameworks of the installed backends, and nothing more.
+
+    For asv's forkserver: importing TensorFlow, torch and JAX once in the server saves seconds in
+    every forked benchmark. Importing initialises no device; querying one (``torch.cuda``,
+    ``tf.config``, ``jax.devices``) would, and CUDA cannot be used in a child forked after it was
+    initialised, so device queries happen only in the benchmarks' ``setup``. torch is imported
+    before TensorFlow (``import_tensorflow``): the other order has crashed a later torch import.
+    """
+    modules = {module for name in backends for module in get_backend(name).requires}
+    installed = {module for module in modules if importlib.util.find_spec(module) is not None}
+    for module in sorted(installed - {"tensorflow"}):
+        importlib.import_module(module)
+        # The scipy backends call scipy.signal, whose import alone takes 1-2 s per process.
+        if module == "scipy":
+            importlib.import_module("scipy.signal")
+    if "tensorflow" in installed:
+        import_tensorflow()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job: set up .venv, run the default asv suite on the backends this machine has, record
+# the machine's hardware, versions and backend settings beside its results, publish the asv site.
+#
+#   scripts/bench.sh                 # full run (about 15 minutes on 2 CPU cores)
+#   scripts/bench.sh --quick         # one call per case: a smoke run, minutes
+#   scripts/bench.sh -b 'Conv\.time_op'   # extra arguments go to `asv run`
+#
+# CONVBENCH_MACHINE names the machine (default: <gpu or cpu>-<cores>core-<cpu model>, e.g.
+# cpu-2core-intel-xeon); results land in results/<machine>/, the site in html/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+PATH="$PWD/.venv/bin:$PATH"
+
+MACHINE=${CONVBENCH_MACHINE:-$(python -c 'import convbench.environment as e; print(e.default_machine_name())')}
+asv machine --machine "$MACHINE" --yes >/dev/null
+# --python=same: benchmark the installed .venv; --set-commit-hash: results of an "existing"
+# environment are saved only when tied to a commit.
+if ! asv run --python=same --machine "$MACHINE" --set-commit-hash "$(git rev-parse HEAD)" "$@"; then
+    echo "bench.sh: asv run reported failed benchmarks (see above); publishing the rest" >&2
+fi
+convbench env --machine "$MACHINE"
+asv publish

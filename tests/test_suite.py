@@ -1,0 +1,159 @@
+"""The default benchmark grid: its skip policy, agreement-size limit and inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from convbench import suite
+from convbench.registry import BUILTIN
+
+CPU_BACKENDS = ("scipy-convolve2d", "scipy-correlate2d", "tensorflow-cpu", "torch-cpu", "jax-cpu")
+GPU_BACKENDS = ("tensorflow-gpu", "torch-cuda", "jax-gpu")
+
+
+def test_grid_covers_the_issue():
+    assert tuple(decl.name for decl in BUILTIN) == suite.BACKENDS
+    assert min(suite.SIZES) <= 64 and max(suite.SIZES) >= 4096 and len(suite.SIZES) >= 5
+    assert any(k % 2 == 0 for k in suite.KERNELS)
+    assert suite.DTYPES == ("float32", "float64")
+    assert (suite.SPEC.op, suite.SPEC.mode, suite.SPEC.boundary) == ("correlate", "same", "fill")
+
+
+@pytest.mark.parametrize("backend", ["scipy-convolve2d", "scipy-correlate2d"])
+@pytest.mark.parametrize("dtype", suite.DTYPES)
+def test_scipy_direct_at_4096_with_15x15_is_skipped_with_its_reason(backend, dtype):
+    reason = suite.skip_reason(backend, 4096, 15, dtype)
+    assert reason is not None
+    assert "scipy.signal's direct loop" in reason and "3.8e+09 multiply-adds" in reason
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS + GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", suite.DTYPES)
+def test_the_smallest_case_is_measured_everywhere(backend, dtype):
+    assert suite.skip_reason(backend, 64, 3, dtype) is None
+
+
+@pytest.mark.parametrize("backend", ["tensorflow-cpu", "torch-cpu", "jax-cpu"])
+def test_cpu_frameworks_measure_4096_in_float32_up_to_the_budget(backend):
+    assert suite.skip_reason(backend, 4096, 7, "float32") is None
+    assert suite.skip_reason(backend, 2048, 15, "float32") is None
+    assert "float64 on a CPU" in suite.skip_reason(backend, 4096, 7, "float64")
+    assert "budget of 1e+09" in suite.skip_reason(backend, 4096, 15, "float32")
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("dtype", suite.DTYPES)
+def test_gpu_backends_have_no_cpu_budget(backend, dtype):
+    assert all(
+        suite.skip_reason(backend, size, kernel, dtype) is None
+        for size in suite.SIZES
+        for kernel in suite.KERNELS
+    )
+
+
+def test_jax_cpu_float64_crash_region_is_skipped_and_named():
+    for size, kernel in [(2048, 3), (2048, 4), (2048, 6), (4096, 3)]:
+        reason = suite.skip_reason("jax-cpu", size, kernel, "float64")
+        assert reason is not None
+        assert "SIGSEGV" in reason or "float64 on a CPU" in reason
+    assert "SIGSEGV" in suite.skip_reason("jax-cpu", 2048, 3, "float64")
+    assert "SIGSEGV" not in suite.skip_reason("jax-cpu", 2048, 7, "float64")
+    assert suite.skip_reason("jax-cpu", 1024, 3, "float64") is None
+    assert suite.skip_reason("jax-cpu", 2048, 3, "float32") is None
+    assert suite.skip_reason("jax-gpu", 2048, 3, "float64") is None
+
+
+def test_batch_counts_in_the_budget():
+    assert suite.skip_reason("scipy-correlate2d", 256, 7, "float64", batch=16) is None
+    reason = suite.skip_reason("scipy-correlate2d", 256, 15, "float64", batch=64)
+    assert reason is not None and "64x256x256" in reason
+
+
+def test_every_size_and_dtype_is_measured_by_some_cpu_backend():
+    for size in suite.SIZES:
+        for dtype in suite.DTYPES:
+            assert any(
+                suite.skip_reason(b, size, k, dtype) is None
+                for b in CPU_BACKENDS
+                for k in suite.KERNELS
+            ), (size, dtype)
+
+
+@given(
+    backend=st.sampled_from(CPU_BACKENDS + GPU_BACKENDS + ("some-plugin",)),
+    size=st.integers(1, 8192),
+    kernel=st.integers(1, 31),
+    dtype=st.sampled_from(("float16", "bfloat16", "float32", "float64")),
+    batch=st.integers(1, 64),
+)
+def test_skip_reason_is_the_budget_rule_or_the_known_crash(backend, size, kernel, dtype, batch):
+    reason = suite.skip_reason(backend, size, kernel, dtype, batch)
+    macs = suite.multiply_adds(size, kernel, batch)
+    slow = macs > suite.CPU_SLOW_MACS
+    on_cpu = not backend.endswith(("-gpu", "-cuda"))
+    budget = (
+        (backend in suite.SCIPY_DIRECT and slow)
+        or (on_cpu and dtype == "float64" and slow)
+        or (on_cpu and macs > suite.CPU_MAX_MACS)
+    )
+    if budget:
+        assert reason is not None and f"{macs:.2g} multiply-adds" in reason
+    elif reason is not None:
+        assert backend == "jax-cpu" and "SIGSEGV" in reason
+    # A skipped case stays skipped when it grows.
+    if reason is not None and "SIGSEGV" not in reason:
+        assert suite.skip_reason(backend, size + 1, kernel, dtype, batch) is not None
+
+
+def test_agreement_is_tracked_where_the_reference_is_cheap():
+    assert suite.metric_skip_reason("track", 1024, 7) is None
+    assert suite.metric_skip_reason("track", 256, 7, batch=16) is None
+    assert "float64 reference" in suite.metric_skip_reason("track", 1024, 15)
+    assert "float64 reference" in suite.metric_skip_reason("track", 2048, 3)
+    assert "float64 reference" in suite.metric_skip_reason("track", 256, 15, batch=16)
+
+
+def test_peak_memory_is_measured_for_the_extreme_kernels():
+    assert [k for k in suite.KERNELS if suite.metric_skip_reason("peakmem", 4096, k) is None] == [
+        3,
+        15,
+    ]
+    assert all(suite.metric_skip_reason("time", 4096, k) is None for k in suite.KERNELS)
+
+
+def test_unknown_metric_is_refused():
+    with pytest.raises(ValueError, match="must be one of"):
+        suite.metric_skip_reason("speed", 64, 3)
+
+
+def test_skip_policy_imports_no_framework():
+    code = (
+        "import sys; from convbench import suite; "
+        "suite.skip_reason('torch-cuda', 4096, 15, 'float64'); suite.make_inputs(8, 3, 'float32'); "
+        "print(sorted({'torch', 'tensorflow', 'jax'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_make_inputs_are_seeded_normals(dtype, batch):
+    image, kernel = suite.make_inputs(32, 4, dtype, batch=batch, seed=5)
+    again, again_kernel = suite.make_inputs(32, 4, dtype, batch=batch, seed=5)
+    other, _ = suite.make_inputs(32, 4, dtype, batch=batch, seed=6)
+    assert image.shape == ((32, 32) if batch == 1 else (batch, 32, 32))
+    assert kernel.shape == (4, 4)
+    assert image.dtype == np.dtype(dtype) and kernel.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(image, again)
+    np.testing.assert_array_equal(kernel, again_kernel)
+    assert not np.array_equal(image, other)
+    values = image.astype(np.float64)
+    assert abs(values.mean()) < 0.2 and 0.8 < values.std() < 1.2
+    assert np.count_nonzero(kernel) == kernel.size and np.unique(kernel).size == kernel.size
