@@ -22,3 +22,6 @@ if ! asv run --python=same --machine "$MACHINE" --set-commit-hash "$(git rev-par
 fi
 convbench env --machine "$MACHINE"
 asv publish
+# convbench's own report: every machine under results/, side by side, in one offline page.
+convbench report results --output site
+echo "bench.sh: report at $PWD/site/index.html; asv's history site in html/ (asv preview)"
