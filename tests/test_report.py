@@ -254,3 +254,9 @@ def test_glance_answers_the_three_questions(page):
     assert "<b>torch-cuda</b> is fastest in 12 of 12 cases" in page
     assert "Agreement: 64 of 65 results within tolerance; <b>1 outside</b>" in page
     assert "Not run: 162 skipped and 3 failed Conv results" in page
+
+
+def test_gpu_backends_pair_with_their_cpu_library():
+    assert tables.library("torch-cuda") == tables.library("torch-cpu") == "torch"
+    assert tables.library("cupy-gpu") == tables.library("scipy-correlate2d") == "scipy"
+    assert tables.library("jax-gpu") == "jax"

@@ -23,8 +23,15 @@ def is_gpu(backend: str) -> bool:
     return backend.endswith(suite.GPU_SUFFIXES)
 
 
+# The CPU library a GPU library is compared with, where their names differ: cupy-gpu runs
+# scipy.signal's code on CuPy (cupyx.scipy.signal).
+CPU_COUNTERPART = {"cupy": "scipy"}
+
+
 def library(backend: str) -> str:
-    return backend.split("-", 1)[0]
+    """The library a backend runs, named as its CPU backends are (cupy-gpu -> scipy)."""
+    name = backend.split("-", 1)[0]
+    return CPU_COUNTERPART.get(name, name) if is_gpu(backend) else name
 
 
 def bytes_moved(size: int, kernel: int, dtype: str, batch: int = 1) -> int:
@@ -78,7 +85,8 @@ def fastest(times: pd.DataFrame) -> pd.DataFrame:
 
 
 def cpu_vs_gpu(df: pd.DataFrame) -> pd.DataFrame:
-    """The same case on a library's CPU backend and its GPU backend, on any pair of machines.
+    """The same case on a library's CPU backend and its GPU backend (torch-cpu and torch-cuda,
+    scipy-* and cupy-gpu, ...), on any pair of machines.
 
     ``speedup`` compares the op alone (data already on the device); ``speedup_end_to_end`` holds
     the GPU to the honest comparison, its op plus the host<->device transfers
@@ -167,8 +175,9 @@ def agreement(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFram
 def suite_reason(metric: str, backend: str, size: int, kernel: int, dtype: str, batch: int):
     """Why the default asv suite skips this case by design (``convbench.suite``), or None."""
     reason = suite.skip_reason(backend, size, kernel, dtype, batch)
-    if reason is None and metric.startswith("track_"):
-        reason = suite.track_skip_reason(size, batch)
+    kind = metric.split("_", 1)[0]  # time_op -> time, peakmem_op -> peakmem, track_max_rel -> track
+    if reason is None and kind in suite.METRICS:
+        reason = suite.metric_skip_reason(kind, size, kernel, batch)
     return reason
 
 
