@@ -23,11 +23,15 @@ from convbench.timing import format_seconds
 FIXTURE = Path(__file__).parent / "data" / "results"
 
 
-def raw(machine: str, benchmark: str, backend: str, size: int, kernel: int, dtype: str):
-    """The stored value of one case, straight from the asv JSON file."""
+def stored(machine: str, benchmark: str) -> list:
+    """A benchmark's row (values, params, ...), straight from the asv JSON file."""
     (path,) = (FIXTURE / machine).glob("f1c7*.json")
-    columns_and_rows = json.loads(path.read_text())
-    values, params = columns_and_rows["results"][benchmark][:2]
+    return json.loads(path.read_text())["results"][benchmark]
+
+
+def raw(machine: str, benchmark: str, backend: str, size: int, kernel: int, dtype: str):
+    """The stored value of one case."""
+    values, params = stored(machine, benchmark)[:2]
     cases = list(itertools.product(*params))
     return values[cases.index((repr(backend), repr(size), repr(kernel), repr(dtype)))]
 
@@ -260,3 +264,9 @@ def test_gpu_backends_pair_with_their_cpu_library():
     assert tables.library("torch-cuda") == tables.library("torch-cpu") == "torch"
     assert tables.library("cupy-gpu") == tables.library("scipy-correlate2d") == "scipy"
     assert tables.library("jax-gpu") == "jax"
+
+
+def test_benchmarks_of_other_suites_are_left_to_asv(frame):
+    assert stored("fixture-cpu", "explain.time_explain")[0] == [0.15]
+    assert not frame.suite.str.contains("explain").any()
+    assert frame["size"].dtype == "int64"  # no parameterless rows turning sizes into floats

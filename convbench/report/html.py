@@ -238,24 +238,22 @@ def machine_section(data: ReportData, machine: str, colors: dict[str, str]) -> s
     batch = data.results[
         (data.results.machine == machine)
         & (data.results.suite == "ConvBatch")
+        & (data.results.metric == "time_op")
         & (data.results.status == "ok")
     ]
     if not batch.empty:
         parts.append("<h3>Batches</h3>")
-        rows = [
-            [
-                r.backend,
-                str(r.batch),
-                f"{r.size}x{r.size}",
-                str(r.kernel),
-                r.dtype,
-                seconds(r.value),
-                seconds(r.value / r.batch),
-            ]
-            for r in batch.sort_values(["backend", "size", "batch"]).itertuples()
-        ]
         parts.append(
-            table(["backend", "batch", "size", "kernel", "dtype", "time", "per image"], rows)
+            _pivot(
+                batch.rename(columns={"value": "seconds"}),
+                ["backend", "dtype", "batch", "size"],
+                lambda r: Cell(
+                    f"{format_seconds(r.seconds)} ({format_seconds(r.seconds / r.batch)} an image)",
+                    "num",
+                ),
+                column="kernel",
+                label=lambda k: f"{k}x{k} kernel",
+            )
         )
     return "".join(parts)
 
@@ -398,7 +396,9 @@ def not_run_section(data: ReportData) -> str:
             ]
             for r in chosen.itertuples()
         ]
-        summary = f"{int(chosen.cases.sum())} results {status}, in {len(chosen)} groups"
+        count = int(chosen.cases.sum())
+        summary = f"{count} {status} result{'s' if count > 1 else ''} in {len(chosen)} group"
+        summary += "s" if len(chosen) > 1 else ""
         if status == "failed":
             parts.append(f'<h3 class="fail">{summary}</h3>{table(header, rows)}')
         else:

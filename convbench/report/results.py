@@ -1,7 +1,8 @@
 """asv results (all machines under a results dir) -> one long pandas DataFrame.
 
 Files are read with asv's own ``asv.results`` API. One row per benchmark, machine and parameter
-combination; for each machine only its newest commit is kept (asv's own site shows history).
+combination of the convolution suites (benchmarks without a backend and a size are left to asv's
+own site); for each machine only its newest commit is kept (asv's site shows history).
 asv stores a skipped case (setup raised ``NotImplementedError``) as NaN and a failed one as null:
 they become rows with ``status`` "skipped" or "failed", never dropped.
 """
@@ -83,6 +84,8 @@ def _rows(result: Results, meta: dict[str, dict]):
         names = meta.get(name, {}).get("param_names") or PARAM_NAMES.get(
             suite, PARAM_NAMES["default"]
         )
+        if not {"backend", "size"} <= set(names) or len(names) != len(params):
+            continue  # not a convolution suite (e.g. explain's timing): asv's site shows it
         kind, unit = _kind_and_unit(name, meta.get(name, {}))
         values = result.get_result_value(name, params)
         stats = result.get_result_stats(name, params)
