@@ -1,0 +1,111 @@
+"""asv itself on the suites in benchmarks/: ``asv check``, and a filtered quick run whose results
+must be numbers for every CPU backend (skips only where no device is).
+
+Runs against a copy of asv.conf.json pointing into a temporary directory, with HOME there too
+(``asv machine`` writes ~/.asv-machine.json): the committed results/ are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_BACKENDS = ("scipy-convolve2d", "scipy-correlate2d", "tensorflow-cpu", "torch-cpu", "jax-cpu")
+MACHINE = "smoke"
+
+pytestmark = pytest.mark.asv
+
+
+def asv(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-m", "asv", *args, "--config", str(tmp_path / "asv.conf.json")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("asv")
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    conf.update(
+        repo=str(ROOT),
+        benchmark_dir=str(ROOT / "benchmarks"),
+        results_dir=str(tmp_path / "results"),
+        html_dir=str(tmp_path / "html"),
+        env_dir=str(tmp_path / "env"),
+    )
+    (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
+    done = asv(tmp_path, "machine", "--machine", MACHINE, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp_path
+
+
+def test_committed_config_is_what_the_readme_says():
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    assert conf["benchmark_dir"] == "benchmarks"
+    assert conf["results_dir"] == "results"
+    assert conf["html_dir"] == "html"
+    assert conf["environment_type"] == "existing"
+    assert conf["launch_method"] == "forkserver"
+
+
+def test_asv_check_passes(workdir):
+    done = asv(workdir, "check", "--python=same")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No problems found" in done.stdout
+
+
+def test_quick_run_gives_numbers_for_every_cpu_backend(workdir):
+    done = asv(
+        workdir,
+        "run",
+        "--python=same",
+        "--quick",
+        "--set-commit-hash",
+        "HEAD",
+        "--machine",
+        MACHINE,
+        "--bench",
+        r"Conv\.\w+\('[\w-]+', 64, 3, 'float(32|64)'\)",
+        "--bench",
+        r"Transfer\.time_end_to_end\('[\w-]+', 256, 3, 'float32'\)",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [result_file] = [
+        p for p in (workdir / "results" / MACHINE).glob("*.json") if p.name != "machine.json"
+    ]
+    saved = json.loads(result_file.read_text())
+    columns = saved["result_columns"]
+    measured = {}  # (benchmark, *parameter reprs) -> value
+    for name, row in saved["results"].items():
+        values = dict(zip(columns, row, strict=False))  # asv drops trailing empty columns
+        for combo, value in zip(product(*values["params"]), values["result"], strict=True):
+            measured[(name, *combo)] = value
+    names = ("time_op", "peakmem_op", "track_max_rel")
+    for backend in map(repr, CPU_BACKENDS):
+        for dtype in ("'float32'", "'float64'"):
+            for name in names:
+                value = measured[f"conv.Conv.{name}", backend, "64", "3", dtype]
+                assert _is_number(value), (name, backend, dtype, value)
+            assert 0 < measured["conv.Conv.time_op", backend, "64", "3", dtype] < 1
+        assert measured["conv.Conv.track_max_rel", backend, "64", "3", "'float32'"] < 1e-5
+        assert measured["conv.Conv.track_max_rel", backend, "64", "3", "'float64'"] < 1e-13
+        transfer = measured["conv.Transfer.time_end_to_end", backend, "256", "3", "'float32'"]
+        assert _is_number(transfer) and transfer > 0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not math.isnan(value)
