@@ -143,3 +143,11 @@ def test_compare_a_results_root_with_two_machines_is_bad_usage():
     result = invoke("compare", str(FIXTURE), str(FIXTURE / "fixture-gpu"))
     assert result.exit_code == 2
     assert "point at one machine's folder" in result.output
+
+
+def test_compare_exits_1_when_one_backend_cannot_run_the_case():
+    # scipy has no float16: nothing to compare torch-cpu with.
+    result = invoke("compare", "torch-cpu", "scipy-correlate2d", "--size", "16", "-k", "3",
+                    "--dtype", "float16", *QUICK)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "unsupported" in result.output

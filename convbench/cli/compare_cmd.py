@@ -15,7 +15,6 @@ from convbench.cli.run_cmd import (
     build_cases,
     case_options,
     console_for_tables,
-    exit_code,
     print_notes,
     sweep,
 )
@@ -136,8 +135,9 @@ def compare_command(a, b, sizes, kernels, dtypes, op, mode, boundary, batch, min
     results folders of one machine each (e.g. results/machine-a results/machine-b): the cases
     both hold, side by side; the case options are then ignored.
 
-    Exit status: 0 when every case ran and agreed; 1 when a case errored, mismatched or the two
-    backends disagree (backends), or when the two sets share no case; 2 on bad usage.
+    Exit status: 0 when every case ran on both and agreed; 1 when a case could not run on one of
+    them (unsupported or an error), mismatched the reference, or the two disagree, and when two
+    results sets share no case or hold a mismatch; 2 on bad usage.
     """
     names = known_names()
     console = console_for_tables()
@@ -151,8 +151,8 @@ def compare_command(a, b, sizes, kernels, dtypes, op, mode, boundary, batch, min
         )
         console.print(render(frame.assign(backend=a), a, b, by_backend=True))
         print_notes(console, records)
-        disagree = "agree" in frame and not frame["agree"].dropna().all()
-        raise SystemExit(1 if disagree else exit_code(records))
+        agreed = "agree" in frame and frame["agree"].fillna(False).all()
+        raise SystemExit(0 if agreed and all(r["status"] == "ok" for r in records) else 1)
     paths = [Path(a), Path(b)]
     if not all(p.exists() for p in paths):
         raise click.UsageError(
