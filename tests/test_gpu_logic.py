@@ -118,3 +118,18 @@ def test_cupy_backend_is_the_scipy_code_on_the_gpu() -> None:
     assert backend.requires == ("cupy",) and backend.needs_gpu
     assert backend.function == convbench.get_backend("scipy-correlate2d").function
     assert "cupyx.scipy.signal.correlate2d computes only in" in backend.dtype_unsupported("float16")
+
+
+def test_jax_cpu_refuses_the_float64_case_that_crashes_jaxlib() -> None:
+    backend = convbench.get_backend("jax-cpu")
+    if backend.unavailable_reason:
+        pytest.skip(backend.unavailable_reason)
+    import jaxlib
+
+    if tuple(int(p) for p in jaxlib.__version__.split(".")[:2]) > (0, 10):
+        pytest.skip(f"jaxlib {jaxlib.__version__} is newer than the defect's")
+    big = np.zeros((1024, 1024))
+    with pytest.raises(NotImplementedError, match=r"SIGSEGV.*1048576 pixels and a 3x3 kernel"):
+        backend.prepare(big, np.ones((3, 3)))
+    assert backend.case_unsupported((1024, 1024), (7, 7), "float64") is None
+    assert backend.case_unsupported((1024, 1024), (3, 3), "float32") is None

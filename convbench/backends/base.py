@@ -150,6 +150,13 @@ class Backend(ABC):
             return None
         return f"{self.name} does not compute in {dtype}; it supports {list(self.dtypes)}"
 
+    def case_unsupported(
+        self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int], dtype: str
+    ) -> str | None:
+        """Why this backend refuses a case it otherwise supports (a known library defect), or
+        None. Checked in ``prepare``, before anything can crash the process."""
+        return None
+
     def settings(self) -> dict[str, str]:
         """Versions and settings that change speed or numbers, recorded with every result."""
         return {}
@@ -168,7 +175,9 @@ class Backend(ABC):
             raise BackendUnavailable(
                 f"backend {self.name!r} is unavailable: {self.unavailable_reason}"
             )
-        reason = self.dtype_unsupported(dtype)
+        reason = self.dtype_unsupported(dtype) or self.case_unsupported(
+            image.shape, kernel.shape, dtype
+        )
         if reason:
             raise NotImplementedError(reason)
         plan = self._plan(image, kernel, spec)

@@ -42,6 +42,25 @@ class JaxBackend(Backend):
             return f"JAX {jax.__version__} has no {self.device} device ({error})"
         return None
 
+    def case_unsupported(
+        self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int], dtype: str
+    ) -> str | None:
+        import jaxlib
+
+        pixels = int(np.prod(image_shape))
+        small = max(kernel_shape) <= 6
+        if self.device == "cpu" and dtype == "float64" and small and pixels >= 2**20:
+            major_minor = tuple(int(p) for p in jaxlib.__version__.split(".")[:2])
+            if major_minor <= (0, 10):
+                # Measured here: a jitted float64 conv of one 2048x2048 image with a 3x3 kernel
+                # ends the process with SIGSEGV every time, 1024x1024 at random.
+                return (
+                    f"jaxlib {jaxlib.__version__}'s XLA:CPU float64 convolution with kernels up "
+                    f"to 6x6 crashes the process (SIGSEGV) on a million pixels or more; this case "
+                    f"has {pixels} pixels and a {kernel_shape[0]}x{kernel_shape[1]} kernel"
+                )
+        return None
+
     def settings(self) -> dict[str, str]:
         import jax
 
