@@ -14,7 +14,12 @@ scripts/setup.sh
 PATH="$PWD/.venv/bin:$PATH"
 
 MACHINE=${CONVBENCH_MACHINE:-$(python -c 'import convbench.environment as e; print(e.default_machine_name())')}
-asv machine --machine "$MACHINE" --yes >/dev/null
+# `asv machine --machine NAME --yes` would store the name alone: store asv's detected facts too.
+python - "$MACHINE" <<'PY'
+import sys
+from asv.machine import Machine, MachineCollection
+MachineCollection.save(sys.argv[1], {**Machine.get_defaults(), "machine": sys.argv[1]})
+PY
 # --python=same: benchmark the installed .venv; --set-commit-hash: results of an "existing"
 # environment are saved only when tied to a commit.
 if ! asv run --python=same --machine "$MACHINE" --set-commit-hash "$(git rev-parse HEAD)" "$@"; then
