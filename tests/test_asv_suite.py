@@ -62,6 +62,18 @@ def test_committed_config_is_what_the_readme_says():
     assert conf["launch_method"] == "forkserver"
 
 
+def test_matrix_config_differs_only_in_its_environments():
+    default = json.loads((ROOT / "asv.conf.json").read_text())
+    matrix = json.loads((ROOT / "asv-matrix.conf.json").read_text())
+    assert "matrix" not in default  # asv would expand it even for --python=same
+    assert matrix["environment_type"] == "virtualenv" and matrix["matrix"]["req"]["torch"]
+    assert "--no-deps" in matrix["build_command"][0]
+    own = {"environment_type", "pythons", "matrix", "build_command"}
+    assert {k: v for k, v in matrix.items() if k not in own} == {
+        k: v for k, v in default.items() if k not in own
+    }
+
+
 def test_asv_check_passes(workdir):
     done = asv(workdir, "check", "--python=same")
     assert done.returncode == 0, done.stdout + done.stderr
