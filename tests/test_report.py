@@ -255,7 +255,7 @@ def test_fastest_names_the_winner_and_its_margin(frame):
 
 
 def test_glance_answers_the_three_questions(page):
-    assert "<b>torch-cuda</b> is fastest in 12 of 12 cases" in page
+    assert "fastest backend is <b>torch-cuda</b> in 12 of the 12 cases" in page
     assert "Agreement: 64 of 65 results within tolerance; <b>1 outside</b>" in page
     assert "Not run: 162 skipped and 3 failed Conv results" in page
 

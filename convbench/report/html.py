@@ -108,7 +108,9 @@ def glance(data: ReportData) -> str:
     items = []
     for machine, group in tables.fastest(times).groupby("machine"):
         wins = group.fastest.value_counts()
-        top = wins.index[0]
+        ranking = ", ".join(
+            f"<b>{html.escape(name)}</b> in {count}" for name, count in wins.items()
+        )
         largest = next(
             group[group["size"] == group["size"].max()].sort_values("seconds").itertuples()
         )
@@ -116,8 +118,8 @@ def glance(data: ReportData) -> str:
             f", {largest.margin:.2g}x ahead of {largest.runner_up}" if largest.runner_up else ""
         )
         items.append(
-            f"On <b>{html.escape(machine)}</b>, <b>{html.escape(top)}</b> is fastest in "
-            f"{wins.iloc[0]} of {len(group)} cases; at {largest.size}x{largest.size} "
+            f"On <b>{html.escape(machine)}</b> the fastest backend is {ranking} of the "
+            f"{len(group)} cases; at {largest.size}x{largest.size} "
             f"({largest.kernel}x{largest.kernel} kernel, {largest.dtype}) "
             f"{html.escape(largest.fastest)} takes {format_seconds(largest.seconds)}"
             f"{html.escape(margin)}."
