@@ -130,6 +130,19 @@ def dtype_name(dtype: np.dtype) -> str:
     return np.dtype(dtype).name
 
 
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype called ``name``; 'bfloat16' comes from ml_dtypes (with jax and TF)."""
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"dtype {name!r} is not one of {list(FLOAT_DTYPES)}")
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError as error:
+            raise ImportError("bfloat16 arrays need the ml_dtypes package") from error
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
 def check_inputs(
     image: np.ndarray, kernel: np.ndarray, spec: ConvSpec
 ) -> tuple[np.ndarray, np.ndarray]:

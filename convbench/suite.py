@@ -21,7 +21,7 @@ import numpy as np
 
 from convbench.backends.tensorflow_conv import import_tensorflow
 from convbench.registry import BUILTIN, get_backend
-from convbench.spec import ConvSpec
+from convbench.spec import ConvSpec, numpy_dtype
 
 # The operation every suite measures: the defaults, i.e. a 'same'-sized cross-correlation with
 # zero padding, the deep-learning convention that every framework computes natively.
@@ -125,7 +125,7 @@ def make_inputs(
     draw = np.float64 if dtype == "float64" else np.float32
     image = rng.standard_normal(shape, dtype=draw)
     weights = rng.standard_normal((kernel, kernel), dtype=draw)
-    target = np.dtype(dtype)
+    target = numpy_dtype(dtype)
     return image.astype(target, copy=False), weights.astype(target, copy=False)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from convbench import ConvSpec, agreement, reference, tolerance
-from convbench.reference import error_scale
 from convbench.agreement import ulp_distance
+from convbench.reference import error_scale
 
 try:
     from ml_dtypes import bfloat16

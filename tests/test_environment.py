@@ -24,6 +24,7 @@ KEYS = {
     "python",
     "versions",
     "backends",
+    "memory_bandwidth_gbs",
 }
 
 

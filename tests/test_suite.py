@@ -155,3 +155,10 @@ def test_make_inputs_are_seeded_normals(dtype, batch):
     values = image.astype(np.float64)
     assert abs(values.mean()) < 0.2 and 0.8 < values.std() < 1.2
     assert np.count_nonzero(kernel) == kernel.size and np.unique(kernel).size == kernel.size
+
+
+def test_make_inputs_in_bfloat16() -> None:
+    pytest.importorskip("ml_dtypes")
+    image, kernel = suite.make_inputs(16, 3, "bfloat16")
+    assert image.dtype.name == kernel.dtype.name == "bfloat16"
+    assert np.isfinite(image.astype(np.float32)).all()
