@@ -121,7 +121,12 @@ def backend_records() -> dict[str, dict[str, Any]]:
         reason = status.reason
         if status.available:
             try:
-                settings = get_backend(status.name).settings()
+                backend = get_backend(status.name)
+                # The report judges agreement in the arithmetic the backend says it runs
+                # (TF32 only where the device and the flags allow it).
+                settings = backend.settings() | {
+                    f"precision.{dtype}": backend.precision(dtype) for dtype in backend.dtypes
+                }
             except Exception as error:  # a backend that cannot report is recorded, not fatal
                 reason = f"settings() failed: {error}"
         records[status.name] = {

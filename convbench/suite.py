@@ -19,6 +19,7 @@ import importlib.util
 
 import numpy as np
 
+from convbench.backends.jax_lax import CPU_FLOAT64_CRASH, in_cpu_float64_crash
 from convbench.backends.tensorflow_conv import import_tensorflow
 from convbench.registry import BUILTIN, get_backend
 from convbench.spec import ConvSpec, numpy_dtype
@@ -85,12 +86,8 @@ def skip_reason(backend: str, size: int, kernel: int, dtype: str, batch: int = 1
         )
     if macs > CPU_MAX_MACS:
         return f"on a CPU: {over} the suite's budget of {CPU_MAX_MACS:.2g} (seconds per call)"
-    if backend == "jax-cpu" and dtype == "float64" and kernel <= 6 and batch * size**2 >= 2**20:
-        return (
-            "jaxlib 0.10's XLA:CPU float64 convolution with kernels up to 6x6 crashes the "
-            "process (SIGSEGV) on a million pixels or more: at random at 1024x1024 and "
-            "16x256x256, every time at 2048x2048"
-        )
+    if backend == "jax-cpu" and in_cpu_float64_crash(dtype, batch * size**2, (kernel, kernel)):
+        return CPU_FLOAT64_CRASH
     return None
 
 

@@ -164,9 +164,13 @@ class Timer:
         while time.perf_counter() < deadline:
             self.fn()
 
-    def autorange(self) -> int:
-        """The calls per sample: 1, 2, 5, 10, 20, ... until a sample lasts long enough."""
-        floor = max(self.min_sample_time, OVERHEAD_FACTOR * self.clock_overhead())
+    def autorange(self, overhead: float | None = None) -> int:
+        """The calls per sample: 1, 2, 5, 10, 20, ... until a sample lasts long enough.
+
+        ``overhead``: the clock's cost per sample, if already measured (``clock_overhead``)."""
+        if overhead is None:
+            overhead = self.clock_overhead()
+        floor = max(self.min_sample_time, OVERHEAD_FACTOR * overhead)
         number = 1
         for step in _one_two_five():
             number = step
@@ -177,13 +181,15 @@ class Timer:
     def blocked_autorange(self, min_run_time: float = 0.2, min_samples: int = 5) -> Measurement:
         """Warm up, autorange, then sample for at least ``min_run_time`` seconds."""
         self.warm_up()
-        number = self.autorange()
+        clock_cost = self.clock_overhead()
+        number = self.autorange(clock_cost)
         samples: list[float] = []
         deadline = time.perf_counter() + min_run_time
         while len(samples) < min_samples or time.perf_counter() < deadline:
             samples.append(self.clock.sample(self.fn, number))
-        overhead = self.clock_overhead() / statistics.median(samples)
-        return Measurement(self.task, number, tuple(samples), overhead)
+        return Measurement(
+            self.task, number, tuple(samples), clock_cost / statistics.median(samples)
+        )
 
 
 def _one_two_five():

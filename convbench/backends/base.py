@@ -19,6 +19,10 @@ import numpy as np
 from convbench.spec import ConvSpec, Padding, check_inputs
 
 
+def no_wait() -> None:
+    """The device wait of a CPU backend: its work is done when the call returns."""
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run on this machine; the message says why."""
 

@@ -17,6 +17,20 @@ from convbench.spec import ConvSpec
 
 PRECISIONS = ("default", "high", "highest")
 
+# Measured here with plain jax (jaxlib 0.10.2): a jitted float64 convolution with a small kernel
+# ends the process with SIGSEGV from about a million pixels on.
+CRASHING_JAXLIB = (0, 10)  # this release and older
+CPU_FLOAT64_CRASH = (
+    "jaxlib 0.10's XLA:CPU float64 convolution with kernels up to 6x6 crashes the process "
+    "(SIGSEGV) on a million pixels or more: at random at 1024x1024 and 16x256x256, every time "
+    "at 2048x2048"
+)
+
+
+def in_cpu_float64_crash(dtype: str, pixels: int, kernel_shape: tuple[int, int]) -> bool:
+    """Whether a jax-cpu case lies where ``CPU_FLOAT64_CRASH`` says jaxlib 0.10 crashes."""
+    return dtype == "float64" and max(kernel_shape) <= 6 and pixels >= 2**20
+
 
 class JaxBackend(Backend):
     library = "jax"
@@ -48,15 +62,11 @@ class JaxBackend(Backend):
         import jaxlib
 
         pixels = int(np.prod(image_shape))
-        small = max(kernel_shape) <= 6
-        if self.device == "cpu" and dtype == "float64" and small and pixels >= 2**20:
-            major_minor = tuple(int(p) for p in jaxlib.__version__.split(".")[:2])
-            if major_minor <= (0, 10):
-                # Measured here: a jitted float64 conv of one 2048x2048 image with a 3x3 kernel
-                # ends the process with SIGSEGV every time, 1024x1024 at random.
+        if self.device == "cpu" and in_cpu_float64_crash(dtype, pixels, kernel_shape):
+            release = tuple(int(p) for p in jaxlib.__version__.split(".")[:2])
+            if release <= CRASHING_JAXLIB:
                 return (
-                    f"jaxlib {jaxlib.__version__}'s XLA:CPU float64 convolution with kernels up "
-                    f"to 6x6 crashes the process (SIGSEGV) on a million pixels or more; this case "
+                    f"{CPU_FLOAT64_CRASH} (installed: jaxlib {jaxlib.__version__}); this case "
                     f"has {pixels} pixels and a {kernel_shape[0]}x{kernel_shape[1]} kernel"
                 )
         return None
@@ -91,9 +101,7 @@ class JaxBackend(Backend):
         def upload(x: np.ndarray) -> jax.Array:
             return jax.device_put(x[:, None] if batched else x[None, None], device)
 
-        weights = jax.device_put(
-            np.ascontiguousarray(spec.correlation_kernel(kernel))[None, None], device
-        )
+        weights = jax.device_put(spec.correlation_kernel(kernel)[None, None], device)
         precision = getattr(lax.Precision, self.jax_precision.upper())
 
         def conv(x: jax.Array) -> jax.Array:

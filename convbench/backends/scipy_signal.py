@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from convbench.backends.base import Backend, Plan
+from convbench.backends.base import Backend, Plan, no_wait
 from convbench.spec import ConvSpec
 
 FUNCTIONS = ("convolve2d", "correlate2d")
@@ -72,7 +72,7 @@ class ScipySignalBackend(Backend):
     def _transfers(self) -> tuple[Callable, Callable, Callable[[], None]]:
         """upload, download and wait-for-the-device for this device."""
         if self.device == "cpu":
-            return np.ascontiguousarray, np.asarray, _no_wait
+            return np.ascontiguousarray, np.asarray, no_wait
         import cupy
 
         # Device-wide: CuPy may run on a non-default stream, and a wait on the wrong stream
@@ -106,7 +106,3 @@ class ScipySignalBackend(Backend):
             return y
 
         return Plan(host, upload=upload, op=op, download=download, padding=padding)
-
-
-def _no_wait() -> None:
-    """CPU work is done when the call returns."""

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
+from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
 from convbench.spec import ConvSpec, Padding
 
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
@@ -127,7 +127,7 @@ class TensorFlowBackend(Backend):
         weights = upload(spec.correlation_kernel(kernel))
         weights = tf.reshape(weights, (*kernel.shape, 1, 1))
         # Eager CPU ops are synchronous; GPU ops are queued on a stream and must be waited for.
-        wait = tf.test.experimental.sync_devices if self.device == "gpu" else _no_wait
+        wait = tf.test.experimental.sync_devices if self.device == "gpu" else no_wait
 
         tf32 = self.options["tf32"]
         set_tf32 = tf.config.experimental.enable_tensor_float_32_execution
@@ -149,7 +149,3 @@ class TensorFlowBackend(Backend):
         probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
         check_placement(device, op(upload(probe[:1] if batched else probe)).device)
         return Plan(host, upload, op, download, "native" if native else "explicit")
-
-
-def _no_wait() -> None:
-    """CPU work is done when the call returns."""

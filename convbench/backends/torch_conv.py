@@ -12,8 +12,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
+from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
 from convbench.spec import ConvSpec, Padding
+
+# Backend option -> the torch.backends.cudnn flag it sets.
+CUDNN_FLAGS = {"tf32": "allow_tf32", "cudnn_benchmark": "benchmark"}
 
 
 def _torch_padding(pad: Padding, kernel_shape: tuple[int, int]) -> tuple[int, int] | str | None:
@@ -30,10 +33,7 @@ class TorchBackend(Backend):
     dtypes = ("float16", "bfloat16", "float32", "float64")
     # cuDNN flags: TF32 moves float32 errors from ~1e-7 to ~1e-4; benchmark mode autotunes the
     # algorithm per shape (measured 8-30x faster for large kernels on an H100).
-    option_values: ClassVar[dict[str, tuple]] = {
-        "tf32": (True, False),
-        "cudnn_benchmark": (True, False),
-    }
+    option_values: ClassVar[dict[str, tuple]] = dict.fromkeys(CUDNN_FLAGS, (True, False))
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device not in ("cpu", "cuda"):
@@ -50,16 +50,20 @@ class TorchBackend(Backend):
             return f"torch.cuda.is_available() is False (torch {torch.__version__}, {build})"
         return None
 
+    def _chosen_flags(self) -> dict[str, bool]:
+        """The cuDNN flags this backend's options set (torch.backends.cudnn attribute names)."""
+        return {
+            flag: self.options[option]
+            for option, flag in CUDNN_FLAGS.items()
+            if self.options[option] is not None
+        }
+
     def _cudnn_flags(self) -> dict[str, bool]:
         """The cuDNN flags in force for this backend: its options, else torch's globals."""
         import torch
 
         cudnn = torch.backends.cudnn
-        tf32, benchmark = self.options["tf32"], self.options["cudnn_benchmark"]
-        return {
-            "allow_tf32": cudnn.allow_tf32 if tf32 is None else tf32,
-            "benchmark": cudnn.benchmark if benchmark is None else benchmark,
-        }
+        return {flag: getattr(cudnn, flag) for flag in CUDNN_FLAGS.values()} | self._chosen_flags()
 
     def settings(self) -> dict[str, str]:
         import torch
@@ -107,10 +111,9 @@ class TorchBackend(Backend):
             return t[:, None] if t.ndim == 3 else t[None, None]
 
         weights = upload(spec.correlation_kernel(kernel))
-        synchronize = torch.cuda.synchronize if self.device == "cuda" else _no_sync
+        synchronize = torch.cuda.synchronize if self.device == "cuda" else no_wait
 
-        chosen = {"allow_tf32": self.options["tf32"], "benchmark": self.options["cudnn_benchmark"]}
-        chosen = {k: v for k, v in chosen.items() if v is not None}
+        chosen = self._chosen_flags()
         cudnn = torch.backends.cudnn
 
         def op(x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +142,3 @@ class TorchBackend(Backend):
 
 def _numpy_carrier(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype.name == "bfloat16" else dtype
-
-
-def _no_sync() -> None:
-    """CPU work is done when the call returns."""

@@ -20,7 +20,7 @@ from rich.table import Table
 from convbench.agreement import agreement
 from convbench.backends.base import BackendUnavailable
 from convbench.reference import reference
-from convbench.registry import available_backends, get_backend, known_names
+from convbench.registry import available_backends, get_backend
 from convbench.spec import BOUNDARIES, FLOAT_DTYPES, MODES, OPS, ConvSpec
 from convbench.suite import make_inputs
 from convbench.timing import Task, Timer, format_seconds
@@ -168,10 +168,11 @@ def build_cases(backends, sizes, kernels, dtypes, batch: int, spec: ConvSpec) ->
 
 
 def check_backends(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]):
-    names = known_names()
     for name in value:
-        if name not in names:
-            raise click.BadParameter(f"unknown backend {name!r}; must be one of: {names}")
+        try:
+            get_backend(name)
+        except ValueError as error:  # the registry names the known backends
+            raise click.BadParameter(str(error)) from error
     return value
 
 
