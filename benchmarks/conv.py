@@ -2,9 +2,21 @@
 
 Every class measures ``convbench.suite.SPEC`` (correlate, 'same', zero fill) over the grid in
 ``convbench.suite``; one parameter combination is one number. ``setup`` does all untimed work
-(inputs, ``Backend.prepare``: padding, layout, upload, compilation) and skips, with asv's
-``SkipNotImplemented`` and a reason, a case that ``suite.skip_reason`` rules out or that this
-machine cannot run (``suite.case_unavailable``).
+(inputs, ``Backend.prepare``: padding, layout, upload, compilation; a first call for cuDNN
+autotuning and kernel compilation) and skips, with asv's ``SkipNotImplemented`` and a reason, a
+case that ``suite.skip_reason`` rules out or that this machine cannot run
+(``suite.case_unavailable``). Any other error (a GPU out of memory, a library bug) is written
+with its reason to ``$CONVBENCH_FAILURES`` (``convbench.failures``) and raised: asv records that
+case as failed and goes on.
+
+How a time is taken. asv_runner 0.3 times one call of a benchmark per sample when the class has
+a ``setup``, and runs ``setup`` again before every sample. A GPU op returns at launch, so one call
+and one device wait would add the launch and wait latency (10-30 us) to every op. Instead each
+call of ``time_op`` launches a block of ``inner`` ops back to back (``inner`` chosen in ``setup``
+so that a block lasts about ``BLOCK_TIME``), and the suites' ``timer`` waits for the device before
+reading the clock and divides by ``inner``: a sample is the time per op of a block, as
+``convbench.timing.Timer`` measures it. On the CPU the wait does nothing. The prepared case is
+kept for the process (asv forks one per case), so the ``setup`` before each sample is a lookup.
 
 Importing this module imports the installed frameworks (``suite.preimport``) so that asv's
 forkserver pays for them once; nothing here touches a device before ``setup`` runs in the
@@ -13,14 +25,100 @@ forked child.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
 
 import convbench
-from convbench import suite
+from convbench import failures, suite
+from convbench.backends.base import Prepared, no_wait
 
 suite.preimport()
+
+# A timed block of launches lasts at least this long: one device wait (~10 us) per block is then
+# under 1% of it. Blocks never exceed MAX_INNER launches.
+BLOCK_TIME = 2e-3
+MAX_INNER = 1000
+# A calibration call this long is not repeated: the first call's extra cost (autotuning,
+# compilation) is then small beside the op, and slow CPU cases are not paid twice.
+CALIBRATE_ONCE = 1.0
+
+
+@dataclass
+class _Ready:
+    """One prepared case of this process, kept across asv's per-sample ``setup`` calls."""
+
+    image: np.ndarray
+    weights: np.ndarray
+    prepared: Prepared
+    inner: int
+
+
+_READY: dict[tuple, _Ready] = {}
+
+
+class _Block:
+    """What the suites' ``timer`` needs of the case being timed in this process."""
+
+    inner = 1
+    wait: Callable[[], None] = staticmethod(no_wait)
+
+
+def block_timer() -> float:
+    """asv's clock for ``time_*``: waits for the device, then reads ``perf_counter`` in units of
+    ``_Block.inner`` calls, so that asv's sample (end - start) is seconds per op."""
+    _Block.wait()
+    return time.perf_counter() / _Block.inner
+
+
+def _seconds(fn: Callable[[], object], wait: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    wait()
+    return time.perf_counter() - start
+
+
+def calibrate(fn: Callable[[], object], wait: Callable[[], None]) -> int:
+    """Calls of ``fn`` per timed block: enough for ``BLOCK_TIME``, at least 1. The first call
+    pays one-time costs (autotuning, compilation), so a second is timed unless the first was
+    already slow."""
+    elapsed = _seconds(fn, wait)
+    if elapsed < CALIBRATE_ONCE:
+        elapsed = _seconds(fn, wait)
+    return int(min(MAX_INNER, max(1, math.ceil(BLOCK_TIME / max(elapsed, 1e-9)))))
+
+
+def _recorded(method):
+    """Write an error of ``method`` (setup or a benchmark) to the failures file, then raise it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *params):
+        try:
+            return method(self, *params)
+        except (SkipNotImplemented, NotImplementedError):
+            raise
+        except Exception as error:
+            name = f"{type(self).__name__}.{method.__name__}"
+            failures.record(name, _case(self.param_names, params), error)
+            raise
+
+    return wrapper
+
+
+def _case(names: tuple[str, ...], params: tuple) -> dict[str, object]:
+    """The parameters of a case as the report's columns (a variant split into backend, setting)."""
+    case = dict(zip(names, params, strict=True))
+    if "variant" in case:
+        variant = case.pop("variant")
+        backend, _ = suite.parse_variant(variant)
+        case["backend"], case["setting"] = backend, variant[len(backend) :].strip()
+    return case
 
 
 def _skips(metric: str, params: tuple[list, ...], names: tuple[str, ...]) -> list[tuple]:
@@ -34,22 +132,44 @@ def _skips(metric: str, params: tuple[list, ...], names: tuple[str, ...]) -> lis
 
 
 class _Case:
-    """Set-up and benchmarks shared by the single-image and the batch suites."""
+    """Set-up shared by the suites: one process per parameter combination, one round; repeat
+    from 3 samples (slow cases) up to 10 (fast ones), stopping after 5 s of sampling."""
 
-    # One process per parameter combination, one round: repeat from 3 samples (slow cases)
-    # up to 10 (fast ones), stopping after 5 s of sampling; the first calls, spent choosing
-    # ``number``, are the warm-up (oneDNN primitives, XLA executables, thread pools).
     rounds = 1
     repeat = (3, 10, 5.0)
     timeout = 180
+    timer = staticmethod(block_timer)
 
-    def _prepare(self, backend: str, size: int, kernel: int, dtype: str, batch: int) -> None:
-        reason = suite.skip_reason(backend, size, kernel, dtype, batch)
-        reason = reason or suite.case_unavailable(backend, dtype)
-        if reason:
-            raise SkipNotImplemented(reason)
-        self.image, self.weights = suite.make_inputs(size, kernel, dtype, batch)
-        self.prepared = convbench.get_backend(backend).prepare(self.image, self.weights, suite.SPEC)
+    def _prepare(
+        self,
+        backend: str,
+        size: int,
+        kernel: int,
+        dtype: str,
+        batch: int,
+        options: dict | None = None,
+        timed: str = "launch",
+    ) -> None:
+        key = (type(self).__name__, backend, size, kernel, dtype, batch, str(options), timed)
+        if key not in _READY:
+            reason = suite.skip_reason(backend, size, kernel, dtype, batch)
+            reason = reason or suite.case_unavailable(backend, dtype)
+            if reason:
+                raise SkipNotImplemented(reason)
+            image, weights = suite.make_inputs(size, kernel, dtype, batch)
+            found = convbench.get_backend(backend).configure(**(options or {}))
+            prepared = found.prepare(image, weights, suite.SPEC)
+            inner = calibrate(getattr(prepared, timed), prepared.wait)
+            _READY[key] = _Ready(image, weights, prepared, inner)
+        ready = _READY[key]
+        self.image, self.weights, self.prepared = ready.image, ready.weights, ready.prepared
+        self.inner = _Block.inner = ready.inner
+        _Block.wait = ready.prepared.wait
+
+    def _launches(self) -> None:
+        launch = self.prepared.launch
+        for _ in range(self.inner):
+            launch()
 
     def _max_rel(self) -> float:
         reference = convbench.reference(self.image, self.weights, suite.SPEC)
@@ -62,19 +182,23 @@ class Conv(_Case):
     params = (list(suite.BACKENDS), list(suite.SIZES), list(suite.KERNELS), list(suite.DTYPES))
     param_names = ("backend", "size", "kernel", "dtype")
 
+    @_recorded
     def setup(self, backend, size, kernel, dtype):
         self._prepare(backend, size, kernel, dtype, batch=1)
 
+    @_recorded
     def time_op(self, backend, size, kernel, dtype):
-        """The op alone, on data already on the device; returns when the device is done."""
-        self.prepared.run()
+        """The op alone, on data already on the device: a block of launches, then the wait."""
+        self._launches()
 
     @skip_for_params(_skips("peakmem", params, param_names))
+    @_recorded
     def peakmem_op(self, backend, size, kernel, dtype):
         """Peak resident memory of the process: frameworks, inputs, output and workspace."""
         self.prepared.run()
 
     @skip_for_params(_skips("track", params, param_names))
+    @_recorded
     def track_max_rel(self, backend, size, kernel, dtype):
         """Largest error / max|reference| against the float64 reference."""
         return self._max_rel()
@@ -94,20 +218,55 @@ class ConvBatch(_Case):
     )
     param_names = ("backend", "batch", "size", "kernel", "dtype")
 
+    @_recorded
     def setup(self, backend, batch, size, kernel, dtype):
         self._prepare(backend, size, kernel, dtype, batch=batch)
 
+    @_recorded
     def time_op(self, backend, batch, size, kernel, dtype):
-        """The op alone, on data already on the device; returns when the device is done."""
-        self.prepared.run()
+        """The op alone, on data already on the device: a block of launches, then the wait."""
+        self._launches()
 
     @skip_for_params(_skips("peakmem", params, param_names))
+    @_recorded
     def peakmem_op(self, backend, batch, size, kernel, dtype):
         """Peak resident memory of the process: frameworks, inputs, output and workspace."""
         self.prepared.run()
 
     @skip_for_params(_skips("track", params, param_names))
+    @_recorded
     def track_max_rel(self, backend, batch, size, kernel, dtype):
+        """Largest error / max|reference| against the float64 reference."""
+        return self._max_rel()
+
+    track_max_rel.unit = "relative error"
+
+
+class ConvSettings(_Case):
+    """The settings that change speed or numbers (TF32, cuDNN autotuning, JAX precision), one
+    ``variant`` each: a backend and the options it runs with (``suite.SETTING_OPTIONS``; the
+    first value of each option is the library's default). float32, where TF32 applies."""
+
+    params = (
+        list(suite.setting_variants()),
+        list(suite.SETTING_SIZES),
+        list(suite.SETTING_KERNELS),
+    )
+    param_names = ("variant", "size", "kernel")
+
+    @_recorded
+    def setup(self, variant, size, kernel):
+        backend, options = suite.parse_variant(variant)
+        self._prepare(backend, size, kernel, suite.SETTING_DTYPE, batch=1, options=options)
+
+    @_recorded
+    def time_op(self, variant, size, kernel):
+        """The op alone, on data already on the device: a block of launches, then the wait."""
+        self._launches()
+
+    @skip_for_params(_skips("track", params, param_names))
+    @_recorded
+    def track_max_rel(self, variant, size, kernel):
         """Largest error / max|reference| against the float64 reference."""
         return self._max_rel()
 
@@ -129,9 +288,13 @@ class Transfer(_Case):
     )
     param_names = ("backend", "size", "kernel", "dtype")
 
+    @_recorded
     def setup(self, backend, size, kernel, dtype):
-        self._prepare(backend, size, kernel, dtype, batch=1)
+        self._prepare(backend, size, kernel, dtype, batch=1, timed="end_to_end")
 
+    @_recorded
     def time_end_to_end(self, backend, size, kernel, dtype):
-        """Upload, op, download to a numpy array."""
-        self.prepared.end_to_end()
+        """Upload, op, download to a numpy array (each download waits for its op)."""
+        end_to_end = self.prepared.end_to_end
+        for _ in range(self.inner):
+            end_to_end()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 
 import numpy as np
 
@@ -40,6 +41,47 @@ BATCH_SIZES = (256,)
 # Host -> device -> host, beside the op alone; one kernel is enough to show the transfer share.
 TRANSFER_SIZES = (256, 2048)
 TRANSFER_KERNELS = (3,)
+
+# The settings sweep: each variant is a backend and the options it is configured with, written
+# as one asv parameter ("torch-cuda tf32=False cudnn_benchmark=True"), so that every number names
+# the setting that produced it. Only settings that change speed or numbers, in float32 (where TF32
+# applies), at two image sizes and the smallest and largest kernel.
+SETTING_OPTIONS = {
+    "torch-cuda": {"tf32": (True, False), "cudnn_benchmark": (False, True)},
+    "tensorflow-gpu": {"tf32": (True, False)},
+    "jax-gpu": {"precision": ("default", "highest")},
+    "jax-cpu": {"precision": ("default", "highest")},
+}
+SETTING_SIZES = (1024, 8192)
+SETTING_KERNELS = (3, 15)
+SETTING_DTYPE = "float32"
+
+
+def variant_name(backend: str, options: dict[str, object]) -> str:
+    """One settings-sweep parameter: ``backend`` and ``key=value`` for each option."""
+    return " ".join([backend, *(f"{key}={value}" for key, value in options.items())])
+
+
+def parse_variant(variant: str) -> tuple[str, dict[str, object]]:
+    """``variant_name``'s inverse: the backend and its options (True/False back to bools)."""
+    backend, *pairs = variant.split()
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"setting {pair!r} in variant {variant!r} is not key=value")
+        options[key] = {"True": True, "False": False}.get(value, value)
+    return backend, options
+
+
+def setting_variants() -> tuple[str, ...]:
+    """Every combination of ``SETTING_OPTIONS``' values, per backend."""
+    variants = []
+    for backend, choices in SETTING_OPTIONS.items():
+        for values in itertools.product(*choices.values()):
+            variants.append(variant_name(backend, dict(zip(choices, values, strict=True))))
+    return tuple(variants)
+
 
 # Multiply-adds per call above which scipy's direct loop and float64 on a CPU are skipped, and
 # above which every CPU case is.

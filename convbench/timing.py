@@ -2,8 +2,12 @@
 
 How a number is taken, and why:
 
-- The callable must return only when the device has finished (``Prepared.run`` synchronizes), so
-  wall-clock time around it is device time plus launch overhead, never the launch alone.
+- GPU work is queued: a call returns at launch. A sample is a block of ``number`` back-to-back
+  launches (``Prepared.launch``) between two waits for the device (``Prepared.wait``), read on
+  the host clock after each wait. The host queues the next launch while the device works, so for
+  ops longer than a launch (tens of microseconds) the block measures device time, and the one
+  wait per block is part of the clock's measured overhead. Waiting after every call instead
+  would add the launch and wait latency (10-30 us) to every op.
 - Warm-up first: the first calls pay cuDNN autotuning, XLA compilation, lazy allocation.
 - Autorange: each sample loops ``number`` calls between two clock reads, with ``number`` grown
   until one sample lasts ``min_sample_time`` (10 ms) and at least 100x the clock's own cost, so
@@ -15,9 +19,8 @@ How a number is taken, and why:
   the interquartile range as the spread. A spread wider than 10% of the median (torch's threshold)
   raises a warning in the measurement: the machine was busy or the op is unstable.
 
-A ``Clock`` decides how one sample is read. ``WallClock`` (``time.perf_counter``) is the default and
-needs nothing from the framework; a backend may supply a clock built on CUDA events to read device
-time only, but none is required.
+A ``Clock`` decides how one sample is read. ``WallClock`` (``time.perf_counter`` after the device
+wait it is given; none for CPU work) is the default and needs nothing from the framework.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from convbench.backends.base import Prepared
 
 # torch.utils.benchmark also calls a measurement unreliable above this IQR / median.
 WIDE_SPREAD = 0.10
@@ -42,13 +48,25 @@ class Clock(Protocol):
     def sample(self, fn: Callable[[], object], number: int) -> float: ...
 
 
+def _no_wait() -> None:
+    """The wait of work that is done when its call returns (CPU libraries)."""
+
+
 class WallClock:
-    """``time.perf_counter`` around a loop; right for any callable that waits for its device."""
+    """``time.perf_counter`` around a loop of calls, each read taken after ``wait()`` returns.
+
+    ``wait``: blocks until the device has finished all work launched so far (e.g.
+    ``Prepared.wait``, ``torch.cuda.synchronize``); the default suits synchronous callables."""
+
+    def __init__(self, wait: Callable[[], object] = _no_wait) -> None:
+        self.wait = wait
 
     def sample(self, fn: Callable[[], object], number: int) -> float:
+        self.wait()
         start = time.perf_counter()
         for _ in range(number):
             fn()
+        self.wait()
         return time.perf_counter() - start
 
 
@@ -136,7 +154,8 @@ def format_seconds(seconds: float) -> str:
 
 
 class Timer:
-    """Times ``fn`` (which returns when its device is done) as described in the module doc."""
+    """Times ``fn`` as described in the module doc; give a ``clock`` that waits for the device
+    when ``fn`` only launches work (``Timer.of(prepared)`` does both)."""
 
     def __init__(
         self,
@@ -153,6 +172,11 @@ class Timer:
         self.warmup = warmup
         self.min_sample_time = min_sample_time
 
+    @classmethod
+    def of(cls, prepared: Prepared, task: Task | str = "", **kwargs: float) -> Timer:
+        """A timer of ``prepared``'s op: blocks of launches, a device wait around each block."""
+        return cls(prepared.launch, task, clock=WallClock(prepared.wait), **kwargs)
+
     def clock_overhead(self) -> float:
         """Seconds one sample spends outside ``fn``: the clock around an empty op, median of 9."""
         return statistics.median(self.clock.sample(_nothing, 1) for _ in range(9))
@@ -160,9 +184,9 @@ class Timer:
     def warm_up(self) -> None:
         """Call ``fn`` at least once and until ``warmup`` seconds have passed."""
         deadline = time.perf_counter() + self.warmup
-        self.fn()
+        self.clock.sample(self.fn, 1)
         while time.perf_counter() < deadline:
-            self.fn()
+            self.clock.sample(self.fn, 1)
 
     def autorange(self, overhead: float | None = None) -> int:
         """The calls per sample: 1, 2, 5, 10, 20, ... until a sample lasts long enough.

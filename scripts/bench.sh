@@ -20,6 +20,11 @@ import sys
 from asv.machine import Machine, MachineCollection
 MachineCollection.save(sys.argv[1], {**Machine.get_defaults(), "machine": sys.argv[1]})
 PY
+# A case that raises (a GPU out of memory, a library bug) is recorded as failed by asv, which
+# keeps no message: the suites write the reason here (convbench.failures) for the report.
+export CONVBENCH_FAILURES="$PWD/results/$MACHINE/convbench-failures.jsonl"
+mkdir -p "results/$MACHINE"
+: >"$CONVBENCH_FAILURES"
 # --python=same: benchmark the installed .venv; --set-commit-hash: results of an "existing"
 # environment are saved only when tied to a commit.
 if ! asv run --python=same --machine "$MACHINE" --set-commit-hash "$(git rev-parse HEAD)" "$@"; then

@@ -43,10 +43,12 @@ def main() -> None:
     for backend, size, k in CASES:
         image = rng.standard_normal((size, size), dtype=np.float32)
         kernel = rng.standard_normal((k, k), dtype=np.float32)
-        run = convbench.get_backend(backend).prepare(image, kernel).run
+        prepared = convbench.get_backend(backend).prepare(image, kernel)
+        run = prepared.run
         ours, theirs = [], []
         for _ in range(args.rounds):
-            ours.append(Timer(run, Task(backend)).blocked_autorange(args.min_run_time).median)
+            timer = Timer.of(prepared, Task(backend))
+            ours.append(timer.blocked_autorange(args.min_run_time).median)
             timer = tb.Timer("run()", globals={"run": run}, num_threads=args.threads)
             theirs.append(timer.blocked_autorange(min_run_time=args.min_run_time).median)
         a, b = statistics.median(ours), statistics.median(theirs)

@@ -94,6 +94,8 @@ def test_quick_run_gives_numbers_for_every_cpu_backend(workdir):
         r"Conv\.\w+\('[\w-]+', 64, 3, 'float(32|64)'\)",
         "--bench",
         r"Transfer\.time_end_to_end\('[\w-]+', 256, 3, 'float32'\)",
+        "--bench",
+        r"ConvSettings\.\w+\('jax-cpu precision=\w+', 1024, 3\)",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     [result_file] = [
@@ -117,6 +119,10 @@ def test_quick_run_gives_numbers_for_every_cpu_backend(workdir):
         assert measured["conv.Conv.track_max_rel", backend, "64", "3", "'float64'"] < 1e-13
         transfer = measured["conv.Transfer.time_end_to_end", backend, "256", "3", "'float32'"]
         assert _is_number(transfer) and transfer > 0
+    for precision in ("default", "highest"):
+        variant = f"'jax-cpu precision={precision}'"
+        assert 0 < measured["conv.ConvSettings.time_op", variant, "1024", "3"] < 1
+        assert measured["conv.ConvSettings.track_max_rel", variant, "1024", "3"] < 1e-5
 
 
 def _is_number(value: object) -> bool:

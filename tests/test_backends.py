@@ -62,6 +62,18 @@ def test_end_to_end_equals_result(backend: convbench.Backend, spec: ConvSpec) ->
     np.testing.assert_array_equal(prepared.fetch(prepared.run()), prepared())
 
 
+def test_launches_then_one_wait_give_the_result(backend: convbench.Backend) -> None:
+    # A timed block: several launches back to back, one wait, then every output is complete.
+    rng = np.random.default_rng(8)
+    x, k = rng.standard_normal((64, 48)), rng.standard_normal((5, 4))
+    prepared = backend.prepare(x, k)
+    outputs = [prepared.launch() for _ in range(3)]
+    prepared.wait()
+    expected = prepared.result()
+    for out in outputs:
+        np.testing.assert_array_equal(prepared.fetch(out), expected)
+
+
 @pytest.mark.parametrize("op", ["correlate", "convolve"])
 def test_nan_spoils_only_its_windows(backend: convbench.Backend, op: str) -> None:
     x = np.random.default_rng(6).standard_normal((16, 16)).astype(np.float32)

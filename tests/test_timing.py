@@ -5,13 +5,21 @@ scripts/timer_agreement.py, whose output the README records."""
 from __future__ import annotations
 
 import math
+import re
 import statistics
 
 import numpy as np
 import pytest
 
 import convbench
-from convbench.timing import Measurement, Task, Timer, copy_bandwidth, format_seconds
+from convbench.timing import (
+    Measurement,
+    Task,
+    Timer,
+    WallClock,
+    copy_bandwidth,
+    format_seconds,
+)
 
 
 class ScriptedClock:
@@ -85,6 +93,34 @@ def test_blocked_autorange_warms_up_and_reports_the_scripted_time():
     assert m.iqr == pytest.approx(0.0)
     assert m.overhead == 0.0
     assert len(calls) >= 1 + 1 + 2 + 5 + 7 * 5  # warm-up, autorange steps, samples
+
+
+def test_wall_clock_waits_for_the_device_around_each_block():
+    events = []
+    clock = WallClock(wait=lambda: events.append("wait"))
+    clock.sample(lambda: events.append("launch"), 3)
+    assert events == ["wait", "launch", "launch", "launch", "wait"]
+
+
+def test_timer_of_prepared_times_launches_and_waits_once_per_sample():
+    events = []
+
+    class FakePrepared:
+        def launch(self):
+            events.append("launch")
+
+        def wait(self):
+            events.append("wait")
+
+    timer = Timer.of(FakePrepared(), "fake", warmup=0.0, min_sample_time=1e-9)
+    m = timer.blocked_autorange(min_run_time=0.0, min_samples=3)
+    # Every block of launches (warm-up, autorange, samples) sits between two waits; the clock's
+    # overhead is measured on empty blocks; each sample is ``number`` launches and two waits.
+    blocks = "".join("L" if e == "launch" else "W" for e in events)
+    assert re.fullmatch(r"(WL+W|WW)+", blocks)
+    assert blocks.count("WW") >= 9
+    assert blocks.endswith(("W" + "L" * m.number + "W") * 3)
+    assert m.number > 1
 
 
 def test_wall_clock_times_a_real_op():

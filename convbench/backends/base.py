@@ -31,8 +31,9 @@ class BackendUnavailable(RuntimeError):
 class Plan:
     """How a backend computes one case; built by ``Backend._plan``.
 
-    ``op`` must return only when the device has finished (synchronize), so that a timer around it
-    measures the work and not the launch.
+    ``op`` launches the work and may return before the device has finished it (GPU frameworks
+    queue work on a stream); ``wait`` returns once everything launched so far is done. A timer
+    reads its clock only after a ``wait``, so it measures the work and not the launch.
     """
 
     host_image: np.ndarray
@@ -40,12 +41,15 @@ class Plan:
     op: Callable[[Any], Any]
     download: Callable[[Any], np.ndarray]
     padding: str
+    wait: Callable[[], None] = no_wait
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """One case ready to time: ``run()`` is the op on device-resident data; ``result()`` a host
-    array in the image's dtype; ``end_to_end()`` uploads, runs and downloads."""
+    """One case ready to time: ``run()`` is the op on device-resident data, returning when the
+    device is done; ``launch()`` and ``wait()`` are its two halves, for timing a block of
+    back-to-back launches with one wait; ``result()`` is a host array in the image's dtype;
+    ``end_to_end()`` uploads, runs and downloads."""
 
     backend: str
     spec: ConvSpec
@@ -55,8 +59,16 @@ class Prepared:
     _plan: Plan = field(repr=False)
     _device_image: Any = field(repr=False)
 
-    def run(self) -> Any:
+    def launch(self) -> Any:
         return self._plan.op(self._device_image)
+
+    def wait(self) -> None:
+        self._plan.wait()
+
+    def run(self) -> Any:
+        out = self.launch()
+        self.wait()
+        return out
 
     def fetch(self, device_result: Any) -> np.ndarray:
         return self._plan.download(device_result)
@@ -66,7 +78,9 @@ class Prepared:
 
     def end_to_end(self) -> np.ndarray:
         plan = self._plan
-        return plan.download(plan.op(plan.upload(plan.host_image)))
+        out = plan.op(plan.upload(plan.host_image))
+        plan.wait()
+        return plan.download(out)
 
     def __call__(self) -> np.ndarray:
         return self.result()

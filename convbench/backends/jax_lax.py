@@ -116,11 +116,20 @@ class JaxBackend(Backend):
         x0 = upload(host)
         compiled = jax.jit(conv).lower(x0).compile()
 
+        # JAX has no device-wide wait: remember the newest output and block on it. One device
+        # runs a process's launches in order, so when the newest is ready, all are.
+        newest: list[jax.Array] = []
+
         def op(x: jax.Array) -> jax.Array:
-            return compiled(x).block_until_ready()
+            newest[:] = [y := compiled(x)]
+            return y
+
+        def wait() -> None:
+            while newest:
+                newest.pop().block_until_ready()
 
         def download(y: jax.Array) -> np.ndarray:
             out = np.asarray(y)[:, 0]
             return out if batched else out[0]
 
-        return Plan(host, upload, op, download, "native" if native else "explicit")
+        return Plan(host, upload, op, download, "native" if native else "explicit", wait)

@@ -99,10 +99,7 @@ class ScipySignalBackend(Backend):
 
         def op(x: Any) -> Any:
             if x.ndim == 2:
-                y = function(x, weights, mode=mode, **kw)
-            else:
-                y = stack([function(plane, weights, mode=mode, **kw) for plane in x])
-            wait()
-            return y
+                return function(x, weights, mode=mode, **kw)
+            return stack([function(plane, weights, mode=mode, **kw) for plane in x])
 
-        return Plan(host, upload=upload, op=op, download=download, padding=padding)
+        return Plan(host, upload=upload, op=op, download=download, padding=padding, wait=wait)

@@ -137,9 +137,7 @@ class TensorFlowBackend(Backend):
             if tf32 is not None:
                 set_tf32(tf32)
             with tf.device(device):
-                y = tf.nn.conv2d(x, weights, strides=1, padding=padding)
-            wait()
-            return y
+                return tf.nn.conv2d(x, weights, strides=1, padding=padding)
 
         def download(y: tf.Tensor) -> np.ndarray:
             out = y.numpy()[..., 0]
@@ -148,4 +146,4 @@ class TensorFlowBackend(Backend):
         # A corner as large as the kernel runs the same kernel on the same device, cheaply.
         probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
         check_placement(device, op(upload(probe[:1] if batched else probe)).device)
-        return Plan(host, upload, op, download, "native" if native else "explicit")
+        return Plan(host, upload, op, download, "native" if native else "explicit", wait)

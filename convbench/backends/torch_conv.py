@@ -111,7 +111,8 @@ class TorchBackend(Backend):
             return t[:, None] if t.ndim == 3 else t[None, None]
 
         weights = upload(spec.correlation_kernel(kernel))
-        synchronize = torch.cuda.synchronize if self.device == "cuda" else no_wait
+        # Device-wide: waits for every stream, whichever one the op was queued on.
+        wait = torch.cuda.synchronize if self.device == "cuda" else no_wait
 
         chosen = self._chosen_flags()
         cudnn = torch.backends.cudnn
@@ -125,9 +126,7 @@ class TorchBackend(Backend):
                 # torch warns that 'same' with an even kernel copies the input; that copy is
                 # part of what a user of padding='same' pays, so it stays in the timing.
                 warnings.filterwarnings("ignore", message="Using padding='same'")
-                y = F.conv2d(x, weights, padding=padding)
-            synchronize()
-            return y
+                return F.conv2d(x, weights, padding=padding)
 
         out_dtype = image.dtype
 
@@ -137,7 +136,7 @@ class TorchBackend(Backend):
                 y = y.float()
             return y.cpu().numpy().astype(out_dtype, copy=False)
 
-        return Plan(host, upload, op, download, "native" if native else "explicit")
+        return Plan(host, upload, op, download, "native" if native else "explicit", wait)
 
 
 def _numpy_carrier(dtype: np.dtype) -> np.dtype:

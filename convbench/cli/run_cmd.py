@@ -98,7 +98,7 @@ def run_case(
     try:
         backend = get_backend(case.backend)
         prepared = backend.prepare(image, kernel, case.spec)
-        measurement = Timer(prepared.run, Task(case.backend, str(case))).blocked_autorange(
+        measurement = Timer.of(prepared, Task(case.backend, str(case))).blocked_autorange(
             min_run_time
         )
         output = prepared.result()

@@ -307,6 +307,40 @@ def gpu_section(data: ReportData, colors: dict[str, str]) -> str:
     )
 
 
+def settings_section(data: ReportData) -> str:
+    sweep = tables.settings_sweep(data.results)
+    head = '<h2 id="settings">Settings: TF32, cuDNN autotuning, JAX precision</h2>'
+    if sweep.empty:
+        return head + "<p>No ConvSettings results.</p>"
+
+    def cell(r) -> Cell:
+        text = format_seconds(r.seconds)
+        if not r.default and not _missing(r.vs_default):
+            text += f" ({r.vs_default:.3g}x)"
+        if not _missing(r.max_rel):
+            text += f" · max_rel {r.max_rel:.2g}"
+        return Cell(text, "num")
+
+    sweep = sweep.assign(
+        setting=[
+            s + (" (default)" if d else "")
+            for s, d in zip(sweep.setting, sweep.default, strict=True)
+        ]
+    )
+    return "".join(
+        [
+            head,
+            '<p class="note">The same float32 op under each setting that changes speed or '
+            "numbers (ConvSettings): time per op, in brackets the speed-up over the library's "
+            "default setting on that machine (above 1: faster), and the error against the "
+            "float64 reference where it was tracked. Every number names the setting that "
+            "produced it; the other suites run with the library defaults, recorded per "
+            "backend under Environments.</p>",
+            _pivot(sweep, ["machine", "backend", "setting", "kernel"], cell),
+        ]
+    )
+
+
 def agreement_section(data: ReportData) -> str:
     agree = tables.agreement(data.results, data.environments)
     head = '<h2 id="agreement">Agreement with the float64 reference</h2>'
@@ -418,7 +452,8 @@ def page(data: ReportData) -> str:
     fixture = [env["fixture"] for env in data.environments.values() if env.get("fixture")]
     banner = f'<p class="fixture">{html.escape(fixture[0])}</p>' if fixture else ""
     nav = "".join(f'<a href="#m-{html.escape(m)}">{html.escape(m)}</a>' for m in machines)
-    nav += '<a href="#gpu">CPU vs GPU</a><a href="#agreement">agreement</a>'
+    nav += '<a href="#gpu">CPU vs GPU</a><a href="#settings">settings</a>'
+    nav += '<a href="#agreement">agreement</a>'
     nav += '<a href="#environment">environments</a><a href="#not-run">skipped/failed</a>'
     body = [
         "<h1>convbench report</h1>",
@@ -431,6 +466,7 @@ def page(data: ReportData) -> str:
         glance(data),
         *(machine_section(data, m, colors) for m in machines),
         gpu_section(data, colors),
+        settings_section(data),
         agreement_section(data),
         environment_section(data),
         not_run_section(data),

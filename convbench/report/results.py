@@ -4,7 +4,10 @@ Files are read with asv's own ``asv.results`` API. One row per benchmark, machin
 combination of the convolution suites (benchmarks without a backend and a size are left to asv's
 own site); for each machine only its newest commit is kept (asv's site shows history).
 asv stores a skipped case (setup raised ``NotImplementedError``) as NaN and a failed one as null:
-they become rows with ``status`` "skipped" or "failed", never dropped.
+they become rows with ``status`` "skipped" or "failed", never dropped; a failed row's ``reason`` is
+the one the suites wrote to the machine's ``convbench-failures.jsonl`` (``convbench.failures``).
+The settings suite's ``variant`` parameter becomes a ``backend`` and a ``setting`` column (empty
+for the other suites, whose backends run with the library defaults).
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import pandas as pd
 from asv import util
 from asv.results import Results, iter_results_paths
 
+from convbench import failures
+from convbench import suite as grid
+
 ENVIRONMENT_FILE = "convbench-environment.json"
 # The suites' parameter names, for results whose benchmarks.json is missing.
 PARAM_NAMES = {
     "ConvBatch": ["backend", "batch", "size", "kernel", "dtype"],
+    "ConvSettings": ["variant", "size", "kernel"],
     "default": ["backend", "size", "kernel", "dtype"],
 }
 KIND_BY_PREFIX = {"time": ("time", "seconds"), "peakmem": ("memory", "bytes")}
@@ -33,6 +40,7 @@ COLUMNS = [
     "kind",
     "unit",
     "backend",
+    "setting",
     "batch",
     "size",
     "kernel",
@@ -41,6 +49,7 @@ COLUMNS = [
     "q25",
     "q75",
     "status",
+    "reason",
 ]
 
 
@@ -77,14 +86,40 @@ def _status(value: object) -> str:
     return "ok"
 
 
-def _rows(result: Results, meta: dict[str, dict]):
+def _backend_and_setting(case: dict) -> tuple[str | None, str]:
+    if "variant" not in case:
+        return case.get("backend"), ""
+    backend, _ = grid.parse_variant(case["variant"])
+    return backend, case["variant"][len(backend) :].strip()
+
+
+FAILURE_KEYS = ("backend", "setting", "batch", "size", "kernel", "dtype")
+
+
+def _failure_key(benchmark: str, case: dict) -> tuple:
+    return (benchmark, *(str(case.get(k, "")) for k in FAILURE_KEYS))
+
+
+def _failure_reasons(machine_dir: Path, commit: str | None) -> dict[tuple, str]:
+    """(benchmark, case) -> reason, from the failures file of one machine's newest run."""
+    found = {}
+    for record in failures.load(machine_dir / failures.FILE):
+        if record.get("commit") not in (None, commit):
+            continue
+        case = {"batch": 1, "setting": "", **record}
+        found[_failure_key(record["benchmark"], case)] = record["reason"]
+    return found
+
+
+def _rows(result: Results, meta: dict[str, dict], reasons: dict[tuple, str]):
     for name in sorted(result.get_all_result_keys()):
         params = result.get_result_params(name)
         suite, metric = name.split(".")[-2:]
         names = meta.get(name, {}).get("param_names") or PARAM_NAMES.get(
             suite, PARAM_NAMES["default"]
         )
-        if not {"backend", "size"} <= set(names) or len(names) != len(params):
+        known = {"backend", "size"} <= set(names) or {"variant", "size"} <= set(names)
+        if not known or len(names) != len(params):
             continue  # not a convolution suite (e.g. explain's timing): asv's site shows it
         kind, unit = _kind_and_unit(name, meta.get(name, {}))
         values = result.get_result_value(name, params)
@@ -94,7 +129,20 @@ def _rows(result: Results, meta: dict[str, dict]):
         )
         for case, value, stat in zip(cases, values, stats, strict=True):
             case = dict(zip(names, case if isinstance(case, tuple) else (case,), strict=True))
+            backend, setting = _backend_and_setting(case)
+            case = {
+                "batch": 1,
+                "dtype": grid.SETTING_DTYPE if "variant" in case else None,
+                **case,
+                "backend": backend,
+                "setting": setting,
+            }
             status = _status(value)
+            reason = None
+            if status == "failed":
+                reason = reasons.get(_failure_key(f"{suite}.{metric}", case)) or reasons.get(
+                    _failure_key(f"{suite}.setup", case)
+                )
             yield {
                 "machine": result.params["machine"],
                 "commit": result.commit_hash,
@@ -102,15 +150,17 @@ def _rows(result: Results, meta: dict[str, dict]):
                 "metric": metric,
                 "kind": kind,
                 "unit": unit,
-                "backend": case.get("backend"),
-                "batch": case.get("batch", 1),
+                "backend": backend,
+                "setting": setting,
+                "batch": case["batch"],
                 "size": case.get("size"),
                 "kernel": case.get("kernel"),
-                "dtype": case.get("dtype"),
+                "dtype": case["dtype"],
                 "value": float(value) if status == "ok" else math.nan,
                 "q25": (stat or {}).get("q_25", math.nan),
                 "q75": (stat or {}).get("q_75", math.nan),
                 "status": status,
+                "reason": reason,
             }
 
 
@@ -120,12 +170,17 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results dir {str(results_dir)!r} does not exist")
     loaded = [
-        Results.load(str(Path(root) / filename), machine_name=machine)
+        (Results.load(str(Path(root) / filename), machine_name=machine), Path(root))
         for root, filename, machine in iter_results_paths(str(results_dir))
         if filename != ENVIRONMENT_FILE
     ]
+    folders = {id(result): root for result, root in loaded}
     meta = _benchmark_meta(results_dir)
-    rows = [row for result in _newest(loaded) for row in _rows(result, meta)]
+    rows = [
+        row
+        for result in _newest([result for result, _ in loaded])
+        for row in _rows(result, meta, _failure_reasons(folders[id(result)], result.commit_hash))
+    ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"value": float, "q25": float, "q75": float})
 

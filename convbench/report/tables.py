@@ -16,7 +16,10 @@ from convbench.agreement import tolerance
 
 CASE = ["backend", "batch", "size", "kernel", "dtype"]
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-NO_MESSAGE = "the benchmark raised an error; asv keeps no message (see the asv run log)"
+NO_MESSAGE = (
+    "the benchmark raised an error and no reason was recorded (asv keeps none; "
+    "scripts/bench.sh has the suites write them to convbench-failures.jsonl)"
+)
 
 
 def is_gpu(backend: str) -> bool:
@@ -135,6 +138,33 @@ def cpu_vs_gpu(df: pd.DataFrame) -> pd.DataFrame:
     return pairs[columns].sort_values(columns[:8]).reset_index(drop=True)
 
 
+def default_setting(backend: str) -> str:
+    """The settings-sweep setting that is the library's default (the first value of each
+    option in ``suite.SETTING_OPTIONS``), e.g. 'tf32=True cudnn_benchmark=False'."""
+    choices = suite.SETTING_OPTIONS.get(backend, {})
+    first = {option: values[0] for option, values in choices.items()}
+    return suite.variant_name(backend, first)[len(backend) :].strip()
+
+
+def settings_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    """``ConvSettings``: time and max_rel per setting, and the speed-up over the library default
+    on the same machine and case (>1: this setting is faster)."""
+    keys = ["machine", "backend", "setting", "size", "kernel", "dtype"]
+    times = _metric(df, "ConvSettings", "time_op")[[*keys, "value"]]
+    times = times.rename(columns={"value": "seconds"})
+    errors = _metric(df, "ConvSettings", "track_max_rel")[[*keys, "value"]]
+    out = times.merge(errors.rename(columns={"value": "max_rel"}), on=keys, how="left")
+    out["default"] = out.setting == out.backend.map(default_setting)
+    base = out[out["default"]][["machine", "backend", "size", "kernel", "seconds"]]
+    out = out.merge(
+        base.rename(columns={"seconds": "default_s"}),
+        on=["machine", "backend", "size", "kernel"],
+        how="left",
+    )
+    out["vs_default"] = out["default_s"] / out["seconds"]
+    return out.sort_values(keys).reset_index(drop=True)
+
+
 def precision_of(backend: str, dtype: str, settings: Mapping[str, str]) -> str:
     """The arithmetic a recorded result ran in, from the settings stored with it.
 
@@ -183,7 +213,7 @@ def suite_reason(metric: str, backend: str, size: int, kernel: int, dtype: str, 
 
 def _reason(row, environments: Mapping[str, dict], skip_reason) -> str:
     if row.status == "failed":
-        return NO_MESSAGE
+        return row.reason if isinstance(row.reason, str) and row.reason else NO_MESSAGE
     backend = environments.get(row.machine, {}).get("backends", {}).get(row.backend, {})
     if backend.get("available") is False:
         return backend.get("reason") or f"{row.backend} is not available on {row.machine}"

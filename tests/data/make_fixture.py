@@ -75,6 +75,40 @@ def failed(machine: str, backend: str, size: int, kernel: int, dtype: str) -> bo
     )
 
 
+# The settings sweep on the GPU machine: torch-cuda's variants, as (speed factor, TF32 on).
+SETTINGS = {
+    "torch-cuda tf32=True cudnn_benchmark=False": (1.0, True),  # torch's default
+    "torch-cuda tf32=True cudnn_benchmark=True": (1 / 8, True),
+    "torch-cuda tf32=False cudnn_benchmark=False": (1.5, False),
+    "torch-cuda tf32=False cudnn_benchmark=True": (1 / 5, False),
+}
+# Failures with a recorded reason, as the suites write them to convbench-failures.jsonl: the
+# tensorflow-cpu failure of Conv (recorded by its setup). Transfer's failure of the same case
+# has a record of an older commit only, so the report shows "no reason recorded" for it.
+FAILURES = {
+    "fixture-cpu": [
+        {
+            "benchmark": "Conv.setup",
+            "backend": "tensorflow-cpu",
+            "size": 1024,
+            "kernel": 7,
+            "dtype": "float16",
+            "reason": "out of memory: ResourceExhaustedError: OOM when allocating (fixture)",
+            "commit": COMMIT,
+        },
+        {
+            "benchmark": "Transfer.setup",
+            "backend": "tensorflow-cpu",
+            "size": 1024,
+            "kernel": 7,
+            "dtype": "float16",
+            "reason": "an older run's failure: the report must ignore it",
+            "commit": "0" * 40,
+        },
+    ]
+}
+
+
 def op_time(backend: str, size: int, kernel: int, dtype: str, batch: int = 1) -> float:
     overhead, rate = COST[backend]
     half = 0.6 if dtype == "float16" and ("cuda" in backend or "gpu" in backend) else 1.0
@@ -89,6 +123,15 @@ def max_rel(backend: str, size: int, kernel: int, dtype: str) -> float:
     if (backend, size, kernel, dtype) == ("tensorflow-gpu", 1024, 7, "float16"):
         error *= 40  # one case over its tolerance, so the report shows a failure
     return error
+
+
+def settings_value(machine: str, metric: str, variant: str, size: int, kernel: int) -> float:
+    if machine != "fixture-gpu":
+        return float("nan")
+    factor, tf32 = SETTINGS[variant]
+    if metric == "ConvSettings.track_max_rel":
+        return (2.0**-11 if tf32 else 2.0**-24) * kernel
+    return factor * op_time("torch-cuda", size, kernel, "float32")
 
 
 def benchmark(name: str, kind: str, unit: str, param_names: list[str], params: list) -> dict:
@@ -106,6 +149,8 @@ def benchmark(name: str, kind: str, unit: str, param_names: list[str], params: l
 def value_for(machine: str, metric: str, case: tuple) -> float | None:
     if metric == "time_explain":
         return 0.15  # a benchmark of another suite, without the convolution parameters
+    if metric.startswith("ConvSettings."):
+        return settings_value(machine, metric, *case)
     if metric == "ConvBatch.time_op":
         backend, batch, size, kernel, dtype = case
     else:
@@ -173,6 +218,9 @@ def write_machine(machine: str, benchmarks: dict[str, dict]) -> None:
         },
     }
     (folder / "convbench-environment.json").write_text(json.dumps(environment, indent=1) + "\n")
+    lines = [json.dumps(record) + "\n" for record in FAILURES.get(machine, [])]
+    if lines:
+        (folder / "convbench-failures.jsonl").write_text("".join(lines))
 
 
 def main() -> None:
@@ -200,6 +248,20 @@ def main() -> None:
         ),
         "conv.Transfer.time_end_to_end": benchmark(
             "conv.Transfer.time_end_to_end", "time", "seconds", conv_names, conv_params
+        ),
+        "conv.ConvSettings.time_op": benchmark(
+            "conv.ConvSettings.time_op",
+            "time",
+            "seconds",
+            ["variant", "size", "kernel"],
+            [list(SETTINGS), [1024], KERNELS],
+        ),
+        "conv.ConvSettings.track_max_rel": benchmark(
+            "conv.ConvSettings.track_max_rel",
+            "track",
+            "relative error",
+            ["variant", "size", "kernel"],
+            [list(SETTINGS), [1024], KERNELS],
         ),
         "explain.time_explain": benchmark("explain.time_explain", "time", "seconds", [], []),
     }
