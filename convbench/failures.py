@@ -3,8 +3,9 @@
 asv stores a case whose benchmark raised as a null result; its message lives only in the run's
 log. The asv suites catch the error in the benchmark's own process, append one JSON line for it
 to the file that ``$CONVBENCH_FAILURES`` names (``scripts/bench.sh`` sets
-``results/<machine>/convbench-failures.jsonl``, emptied at the start of each run) and raise it
-again, so asv marks that case failed and goes on with the next. The report reads the reasons back.
+``results/<machine>/convbench-failures.jsonl``) and raise it again, so asv marks that case failed
+and goes on with the next. Each record names the commit benchmarked (``$CONVBENCH_COMMIT``, which
+bench.sh sets, or asv's ``$ASV_COMMIT``); the report reads back those of its results' commit.
 
 Out-of-memory errors are named as such whichever framework raised them (torch, CuPy, JAX/XLA,
 TensorFlow, numpy): a batch too large for the GPU is that case's failure, not the run's.
@@ -63,7 +64,7 @@ def record(
         "benchmark": benchmark,
         **case,
         "reason": describe(error),
-        "commit": os.environ.get("ASV_COMMIT"),
+        "commit": os.environ.get("CONVBENCH_COMMIT") or os.environ.get("ASV_COMMIT"),
     }
     with open(path, "a", encoding="utf-8") as file:
         file.write(json.dumps(line, default=str) + "\n")

@@ -8,30 +8,38 @@
 #
 # CONVBENCH_MACHINE names the machine (default: <gpu or cpu>-<cores>core-<cpu model>, e.g.
 # cpu-2core-intel-xeon); results land in results/<machine>/, the site in html/.
+#
+# CONVBENCH_NO_SETUP=1 skips the set-up and runs with $PYTHON (default python) as it is, e.g. on a
+# machine without internet whose python already has the frameworks (scripts/gpu_session.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-PATH="$PWD/.venv/bin:$PATH"
+if [ -z "${CONVBENCH_NO_SETUP:-}" ]; then
+    scripts/setup.sh
+    PATH="$PWD/.venv/bin:$PATH"
+fi
+PYTHON=${PYTHON:-python}
 
-MACHINE=${CONVBENCH_MACHINE:-$(python -c 'import convbench.environment as e; print(e.default_machine_name())')}
+MACHINE=${CONVBENCH_MACHINE:-$("$PYTHON" -c 'import convbench.environment as e; print(e.default_machine_name())')}
 # `asv machine --machine NAME --yes` would store the name alone: store asv's detected facts too.
-python - "$MACHINE" <<'PY'
+"$PYTHON" - "$MACHINE" <<'PY'
 import sys
 from asv.machine import Machine, MachineCollection
 MachineCollection.save(sys.argv[1], {**Machine.get_defaults(), "machine": sys.argv[1]})
 PY
 # A case that raises (a GPU out of memory, a library bug) is recorded as failed by asv, which
 # keeps no message: the suites write the reason here (convbench.failures) for the report.
+# Each record names its commit; the report takes those of the results' commit.
 export CONVBENCH_FAILURES="$PWD/results/$MACHINE/convbench-failures.jsonl"
+CONVBENCH_COMMIT=$(git rev-parse HEAD)
+export CONVBENCH_COMMIT
 mkdir -p "results/$MACHINE"
-: >"$CONVBENCH_FAILURES"
 # --python=same: benchmark the installed .venv; --set-commit-hash: results of an "existing"
 # environment are saved only when tied to a commit.
-if ! asv run --python=same --machine "$MACHINE" --set-commit-hash "$(git rev-parse HEAD)" "$@"; then
+if ! "$PYTHON" -m asv run --python=same --machine "$MACHINE" --set-commit-hash "$CONVBENCH_COMMIT" "$@"; then
     echo "bench.sh: asv run reported failed benchmarks (see above); publishing the rest" >&2
 fi
-convbench env --machine "$MACHINE"
-asv publish
+"$PYTHON" -m convbench env --machine "$MACHINE"
+"$PYTHON" -m asv publish
 # convbench's own report: every machine under results/, side by side, in one offline page.
-convbench report results --output site
+"$PYTHON" -m convbench report results --output site
 echo "bench.sh: report at $PWD/site/index.html; asv's history site in html/ (asv preview)"

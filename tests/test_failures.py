@@ -41,6 +41,7 @@ def test_describe_keeps_the_first_line():
 def test_record_appends_one_line_per_failure(tmp_path, monkeypatch):
     path = tmp_path / failures.FILE
     monkeypatch.setenv(failures.ENV, str(path))
+    monkeypatch.delenv("CONVBENCH_COMMIT", raising=False)
     monkeypatch.setenv("ASV_COMMIT", "abc")
     failures.record("Conv.setup", {"backend": "torch-cuda", "size": 8192}, MemoryError("x"))
     failures.record("Conv.time_op", {"backend": "jax-gpu", "size": 64}, ValueError("y"))

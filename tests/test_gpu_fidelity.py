@@ -1,0 +1,52 @@
+"""scripts/gpu_fidelity.py runs end to end where it can: on CPU backends with the stand-in clock."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "data" / "results"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location(
+        "gpu_fidelity", ROOT / "scripts" / "gpu_fidelity.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fidelity_table_on_a_cpu_backend(tmp_path, capsys):
+    script = load_script()
+    out = tmp_path / "fidelity.csv"
+    args = ["--backends", "scipy-correlate2d", "cupy-gpu", "--sizes", "256", "--kernels", "3"]
+    assert script.main([*args, "--reference", "wall", "--output", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert table.backend.tolist() == ["scipy-correlate2d"]  # cupy-gpu: no device, skipped
+    row = table.iloc[0]
+    assert row.timer_s > 0 and row.reference_s > 0
+    assert row.timer_vs_ref == row.timer_s / row.reference_s
+    assert "largest difference" in capsys.readouterr().out
+
+
+def test_asv_times_take_conv_and_the_default_setting(tmp_path):
+    script = load_script()
+    found = script.asv_times(FIXTURE, "fixture-gpu")
+    conv = found["torch-cuda", 1024, 7]
+    # The fixture's settings suite (1024 too) must not replace Conv's number...
+    assert (
+        conv
+        == script.load_results(FIXTURE)
+        .query(
+            "machine == 'fixture-gpu' and suite == 'Conv' and metric == 'time_op' and "
+            "backend == 'torch-cuda' and size == 1024 and kernel == 7 and dtype == 'float32'"
+        )
+        .value.item()
+    )
+    # ...and a float16 result never stands in for float32.
+    assert all(isinstance(v, float) for v in found.values())
+    assert script.asv_times(tmp_path / "absent", None) == {}
