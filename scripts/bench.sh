@@ -9,7 +9,7 @@
 # CONVBENCH_MACHINE names the machine (default: <gpu or cpu>-<cores>core-<cpu model>, e.g.
 # cpu-2core-intel-xeon); results land in results/<machine>/, the site in html/.
 #
-# CONVBENCH_NO_SETUP=1 skips the set-up and runs with $PYTHON (default python) as it is, e.g. on a
+# CONVBENCH_NO_SETUP=1 skips the set-up and runs with $PYTHON (default python3) as it is, e.g. on a
 # machine without internet whose python already has the frameworks (scripts/gpu_session.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ if [ -z "${CONVBENCH_NO_SETUP:-}" ]; then
     scripts/setup.sh
     PATH="$PWD/.venv/bin:$PATH"
 fi
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-python3}
 
 MACHINE=${CONVBENCH_MACHINE:-$("$PYTHON" -c 'import convbench.environment as e; print(e.default_machine_name())')}
 # `asv machine --machine NAME --yes` would store the name alone: store asv's detected facts too.

@@ -130,6 +130,31 @@ def test_cpu_vs_gpu_pairs_a_library_across_devices_and_machines(frame):
     assert row.transfer_s == pytest.approx(e2e - gpu)
 
 
+def test_gpu_losses_name_the_largest_image_where_the_cpu_wins(frame):
+    pairs = tables.cpu_vs_gpu(frame)
+    losses = tables.gpu_losses(pairs)
+    row = one(
+        losses,
+        cpu_machine="fixture-cpu",
+        gpu_backend="torch-cuda",
+        kernel=3,
+        dtype="float32",
+    )
+    chosen = pairs[
+        (pairs.cpu_machine == "fixture-cpu")
+        & (pairs.gpu_backend == "torch-cuda")
+        & (pairs.kernel == 3)
+        & (pairs.dtype == "float32")
+    ]
+    e2e_lost = chosen[chosen.speedup_end_to_end < 1]["size"]
+    assert not e2e_lost.empty  # the fixture's transfers cost more than small CPU ops
+    assert row.end_to_end_loses_up_to == e2e_lost.max()
+    op_lost = chosen[chosen.speedup < 1]["size"]
+    assert (math.isnan(row.op_loses_up_to) and op_lost.empty) or (
+        row.op_loses_up_to == op_lost.max()
+    )
+
+
 def test_agreement_uses_the_documented_tolerance_and_tf32(frame, environments):
     agree = tables.agreement(frame, environments)
     bad = agree[~agree.ok]
@@ -237,6 +262,7 @@ def test_page_holds_the_fixture_numbers(page, frame):
         "not installed on this fixture",
         tables.NO_MESSAGE,
         "out of memory: ResourceExhaustedError",
+        "Where the GPU loses",
         "40 GB/s",
     ):
         assert text in page

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from convbench.agreement import agreement
 from convbench.backends.base import BackendUnavailable
+from convbench.failures import describe
 from convbench.reference import reference
 from convbench.registry import available_backends, get_backend
 from convbench.spec import BOUNDARIES, FLOAT_DTYPES, MODES, OPS, ConvSpec
@@ -83,11 +84,11 @@ def base_record(case: Case) -> dict:
 
 def failure(case: Case, error: Exception) -> Outcome:
     """The record of a case that raised: 'unsupported' when the backend declined it (a dtype it
-    lacks, a device that is absent), otherwise 'error'."""
+    lacks, a device that is absent), otherwise 'error' with the error's first line (named 'out of
+    memory' when it is one, whichever framework raised it)."""
     if isinstance(error, (NotImplementedError, BackendUnavailable)):
         return Outcome({**base_record(case), "status": "unsupported", "reason": str(error)})
-    reason = f"{type(error).__name__}: {error}"
-    return Outcome({**base_record(case), "status": "error", "reason": reason})
+    return Outcome({**base_record(case), "status": "error", "reason": describe(error)})
 
 
 def run_case(

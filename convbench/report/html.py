@@ -299,6 +299,8 @@ def gpu_section(data: ReportData, colors: dict[str, str]) -> str:
             "arrays gets.</p>",
             figure,
             speedup,
+            "<h3>Where the GPU loses</h3>",
+            _losses(pairs),
             "<h3>Transfer cost</h3>",
             '<p class="note">Transfer.time_end_to_end minus the op: upload of the image and '
             "download of the result.</p>",
@@ -338,6 +340,34 @@ def settings_section(data: ReportData) -> str:
             "backend under Environments.</p>",
             _pivot(sweep, ["machine", "backend", "setting", "kernel"], cell),
         ]
+    )
+
+
+def _losses(pairs: pd.DataFrame) -> str:
+    losses = tables.gpu_losses(pairs)
+    lost = losses[losses.op_loses_up_to.notna() | losses.end_to_end_loses_up_to.notna()]
+    if lost.empty:
+        return "<p>The GPU backend is faster than its CPU twin in every paired case.</p>"
+
+    def upto(size: float) -> Cell:
+        return Cell(MISSING if _missing(size) else f"up to {int(size)}x{int(size)}", "num")
+
+    rows = [
+        [
+            f"{r.gpu_backend} @ {r.gpu_machine}",
+            f"{r.cpu_backend} @ {r.cpu_machine}",
+            Cell(str(r.kernel), "num"),
+            r.dtype,
+            upto(r.op_loses_up_to),
+            upto(r.end_to_end_loses_up_to),
+        ]
+        for r in lost.itertuples()
+    ]
+    return (
+        '<p class="note">Images at and below these sizes ran slower on the GPU than on the CPU '
+        "(speedup below 1): launch and synchronization costs that small images cannot hide, and "
+        "with transfers, the copies to and from the device.</p>"
+        + table(["GPU", "CPU", "kernel", "dtype", "op alone", "with transfers"], rows)
     )
 
 

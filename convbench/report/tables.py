@@ -165,6 +165,26 @@ def settings_sweep(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(keys).reset_index(drop=True)
 
 
+def gpu_losses(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per CPU/GPU pairing, kernel and dtype: the largest image at which the GPU is slower than
+    the CPU (speedup below 1), for the op alone and counting transfers; NaN where it never is."""
+    keys = ["cpu_machine", "cpu_backend", "gpu_machine", "gpu_backend", "kernel", "dtype"]
+    rows = []
+    for key, group in pairs.groupby(keys, sort=True):
+        op = group[group.speedup < 1]["size"]
+        e2e = group[group.speedup_end_to_end < 1]["size"]
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "op_loses_up_to": op.max() if not op.empty else math.nan,
+                "end_to_end_loses_up_to": e2e.max() if not e2e.empty else math.nan,
+                "cases": len(group),
+            }
+        )
+    columns = [*keys, "op_loses_up_to", "end_to_end_loses_up_to", "cases"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def precision_of(backend: str, dtype: str, settings: Mapping[str, str]) -> str:
     """The arithmetic a recorded result ran in, from the settings stored with it.
 
