@@ -13,10 +13,11 @@ How a time is taken. asv_runner 0.3 times one call of a benchmark per sample whe
 a ``setup``, and runs ``setup`` again before every sample. A GPU op returns at launch, so one call
 and one device wait would add the launch and wait latency (10-30 us) to every op. Instead each
 call of ``time_op`` launches a block of ``inner`` ops back to back (``inner`` chosen in ``setup``
-so that a block lasts about ``BLOCK_TIME``), and the suites' ``timer`` waits for the device before
-reading the clock and divides by ``inner``: a sample is the time per op of a block, as
-``convbench.timing.Timer`` measures it. On the CPU the wait does nothing. The prepared case is
-kept for the process (asv forks one per case), so the ``setup`` before each sample is a lookup.
+so that a block lasts about ``BLOCK_TIME``, 10 ms), and the suites' ``timer`` waits for the
+device before reading the clock and divides by ``inner``: a sample is the time per op of a
+block, as ``convbench.timing.Timer`` measures it. On the CPU the wait does nothing. The
+prepared case is kept for the process (asv forks one per case), so the ``setup`` before each
+sample is a lookup.
 
 Importing this module imports the installed frameworks (``suite.preimport``) so that asv's
 forkserver pays for them once; nothing here touches a device before ``setup`` runs in the
@@ -42,9 +43,10 @@ from convbench.backends.base import Prepared, no_wait
 suite.preimport()
 
 # A timed block of launches lasts at least this long: one device wait (~10 us) per block is then
-# under 1% of it. Blocks never exceed MAX_INNER launches.
-BLOCK_TIME = 2e-3
-MAX_INNER = 1000
+# 0.1% of it, and asv's samples last as long as convbench's Timer's (10 ms), so that both absorb
+# a busy machine's preemptions alike. Blocks never exceed MAX_INNER launches.
+BLOCK_TIME = 10e-3
+MAX_INNER = 10_000
 # A calibration call this long is not repeated: the first call's extra cost (autotuning,
 # compilation) is then small beside the op, and slow CPU cases are not paid twice.
 CALIBRATE_ONCE = 1.0
@@ -133,10 +135,10 @@ def _skips(metric: str, params: tuple[list, ...], names: tuple[str, ...]) -> lis
 
 class _Case:
     """Set-up shared by the suites: one process per parameter combination, one round; repeat
-    from 3 samples (slow cases) up to 10 (fast ones), stopping after 5 s of sampling."""
+    from 3 samples (slow cases) up to 20 (fast ones), stopping after 5 s of sampling."""
 
     rounds = 1
-    repeat = (3, 10, 5.0)
+    repeat = (3, 20, 5.0)
     timeout = 180
     timer = staticmethod(block_timer)
 
