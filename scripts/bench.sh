@@ -2,7 +2,7 @@
 # The main job: set up .venv, run the default asv suite on the backends this machine has, record
 # the machine's hardware, versions and backend settings beside its results, publish the asv site.
 #
-#   scripts/bench.sh                 # full run (7.5 minutes on 2 CPU cores, once installed)
+#   scripts/bench.sh                 # full run (9 minutes on 2 CPU cores, once installed)
 #   scripts/bench.sh --quick         # one call per case: a smoke run, minutes
 #   scripts/bench.sh -b 'Conv\.time_op'   # extra arguments go to `asv run`
 #
