@@ -38,6 +38,10 @@ mkdir -p "results/$MACHINE"
 if ! "$PYTHON" -m asv run --python=same --machine "$MACHINE" --set-commit-hash "$CONVBENCH_COMMIT" "$@"; then
     echo "bench.sh: asv run reported failed benchmarks (see above); publishing the rest" >&2
 fi
+# CONVBENCH_ASV_ONLY=1: stop here (a slice of a longer run; scripts/gpu_session.sh).
+if [ -n "${CONVBENCH_ASV_ONLY:-}" ]; then
+    exit 0
+fi
 "$PYTHON" -m convbench env --machine "$MACHINE"
 "$PYTHON" -m asv publish
 # convbench's own report: every machine under results/, side by side, in one offline page.

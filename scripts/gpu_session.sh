@@ -3,7 +3,7 @@
 # call's 10 minutes. Run scripts/gpu_prepare.sh here first and carry .whl:
 #
 #   bash scripts/gpu_session.sh check            # GPU, versions, property tests on the GPU backends
-#   bash scripts/gpu_session.sh bench -b REGEX   # part of the asv suite (scripts/bench.sh)
+#   bash scripts/gpu_session.sh bench REGEX...   # slices of the asv suite (asv -b), one run each
 #   bash scripts/gpu_session.sh fidelity         # timer and asv vs triton's do_bench, + report
 #
 # What comes back is under $OUT: logs, the worst errors of the property tests (errors.json), the
@@ -27,6 +27,8 @@ stage=${1:?stage: check, bench or fidelity}
 shift
 case "$stage" in
 check)
+    # Several frameworks share the GPU in this one process: JAX must not take 75% of it up front.
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false
     {
         nvidia-smi || echo "nvidia-smi: not found or failed"
         python3 -m convbench list --deep
@@ -37,10 +39,26 @@ check)
         -k "cuda or gpu or failure or record" 2>&1 | tee -a "$OUT/check.log"
     ;;
 bench)
-    scripts/bench.sh "$@" 2>&1 | tee "$OUT/bench.log"
+    # Slices of the suite (asv -b regexes), one asv run each: asv saves a run's results only when
+    # it ends, so a slice cut off by the call's time limit loses itself alone. CONVBENCH_BUDGET
+    # (default 540 s) bounds the whole stage; a slice gets what is left of it.
+    [ $# -gt 0 ] || set -- '.'
+    deadline=$((SECONDS + ${CONVBENCH_BUDGET:-540}))
+    for slice in "$@"; do
+        left=$((deadline - SECONDS))
+        if [ "$left" -lt 60 ]; then
+            echo "gpu_session: no time left for slice $slice" | tee -a "$OUT/bench.log"
+            continue
+        fi
+        CONVBENCH_ASV_ONLY=1 timeout "$left" scripts/bench.sh -b "$slice" 2>&1 \
+            | tee -a "$OUT/bench.log" \
+            || echo "gpu_session: slice $slice stopped, status $?" | tee -a "$OUT/bench.log"
+    done
+    python3 -m convbench env --machine "$MACHINE"
     tar czf "$OUT/results.tgz" "results/$MACHINE"
     ;;
 fidelity)
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false
     python3 scripts/gpu_fidelity.py --results results --machine "$MACHINE" \
         --output "$OUT/fidelity.csv" 2>"$OUT/fidelity.err" | tee "$OUT/fidelity.log"
     python3 -m convbench report results --output "$OUT/site" >/dev/null
