@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -121,6 +123,34 @@ def test_timer_of_prepared_times_launches_and_waits_once_per_sample():
     assert blocks.count("WW") >= 9
     assert blocks.endswith(("W" + "L" * m.number + "W") * 3)
     assert m.number > 1
+
+
+class AsyncDevice:
+    """A stand-in for a GPU stream: ``launch`` queues ``work`` seconds on a worker thread and
+    returns at once; ``wait`` returns when everything queued is done."""
+
+    def __init__(self, work: float) -> None:
+        self.work = work
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending = []
+
+    def launch(self):
+        self.pending.append(self.pool.submit(time.sleep, self.work))
+
+    def wait(self):
+        for future in self.pending:
+            future.result()
+        self.pending.clear()
+
+
+def test_timer_of_an_asynchronous_op_measures_the_work_not_the_launch():
+    device = AsyncDevice(work=2e-3)
+    measured = Timer.of(device, "async", warmup=0.0).blocked_autorange(min_run_time=0.1)
+    # sleep() overshoots a little; the launch alone costs microseconds.
+    assert 2e-3 <= measured.median < 6e-3
+    naive = Timer(device.launch, "launch only", warmup=0.0, min_sample_time=1e-4)
+    assert naive.blocked_autorange(min_run_time=0.0).median < 0.5e-3  # no device wait: launches
+    device.pool.shutdown(cancel_futures=True)
 
 
 def test_wall_clock_times_a_real_op():
