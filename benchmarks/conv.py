@@ -117,9 +117,7 @@ def _case(names: tuple[str, ...], params: tuple) -> dict[str, object]:
     """The parameters of a case as the report's columns (a variant split into backend, setting)."""
     case = dict(zip(names, params, strict=True))
     if "variant" in case:
-        variant = case.pop("variant")
-        backend, _ = suite.parse_variant(variant)
-        case["backend"], case["setting"] = backend, variant[len(backend) :].strip()
+        case["backend"], case["setting"] = suite.split_variant(case.pop("variant"))
     return case
 
 

@@ -74,6 +74,12 @@ def parse_variant(variant: str) -> tuple[str, dict[str, object]]:
     return backend, options
 
 
+def split_variant(variant: str) -> tuple[str, str]:
+    """A variant's backend and its setting as written: ('torch-cuda', 'tf32=False ...')."""
+    backend, _, setting = variant.partition(" ")
+    return backend, setting.strip()
+
+
 def setting_variants() -> tuple[str, ...]:
     """Every combination of ``SETTING_OPTIONS``' values, per backend."""
     variants = []

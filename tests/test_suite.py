@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import convbench
 from convbench import suite
 from convbench.registry import BUILTIN
 
@@ -162,3 +163,24 @@ def test_make_inputs_in_bfloat16() -> None:
     image, kernel = suite.make_inputs(16, 3, "bfloat16")
     assert image.dtype.name == kernel.dtype.name == "bfloat16"
     assert np.isfinite(image.astype(np.float32)).all()
+
+
+def test_setting_variants_cover_every_combination_and_parse_back():
+    variants = suite.setting_variants()
+    assert len(variants) == 4 + 2 + 2 + 2  # torch-cuda 2x2, tensorflow-gpu, jax-gpu, jax-cpu
+    assert variants[0] == "torch-cuda tf32=True cudnn_benchmark=False"  # the library default
+    for variant in variants:
+        backend, options = suite.parse_variant(variant)
+        assert suite.variant_name(backend, options) == variant
+        assert set(options) == set(suite.SETTING_OPTIONS[backend])
+        assert suite.split_variant(variant) == (backend, variant.partition(" ")[2])
+        # Each option is one the backend accepts, with a value it accepts.
+        configured = convbench.get_backend(backend).configure(**options)
+        assert configured.options.items() >= options.items()
+    assert suite.parse_variant("jax-gpu precision=highest") == ("jax-gpu", {"precision": "highest"})
+    assert suite.parse_variant("torch-cuda tf32=False")[1] == {"tf32": False}
+
+
+def test_a_variant_setting_without_a_value_is_refused():
+    with pytest.raises(ValueError, match="'tf32' in variant 'torch-cuda tf32' is not key=value"):
+        suite.parse_variant("torch-cuda tf32")

@@ -89,8 +89,7 @@ def _status(value: object) -> str:
 def _backend_and_setting(case: dict) -> tuple[str | None, str]:
     if "variant" not in case:
         return case.get("backend"), ""
-    backend, _ = grid.parse_variant(case["variant"])
-    return backend, case["variant"][len(backend) :].strip()
+    return grid.split_variant(case["variant"])
 
 
 FAILURE_KEYS = ("backend", "setting", "batch", "size", "kernel", "dtype")

@@ -143,7 +143,7 @@ def default_setting(backend: str) -> str:
     option in ``suite.SETTING_OPTIONS``), e.g. 'tf32=True cudnn_benchmark=False'."""
     choices = suite.SETTING_OPTIONS.get(backend, {})
     first = {option: values[0] for option, values in choices.items()}
-    return suite.variant_name(backend, first)[len(backend) :].strip()
+    return suite.split_variant(suite.variant_name(backend, first))[1]
 
 
 def settings_sweep(df: pd.DataFrame) -> pd.DataFrame:
