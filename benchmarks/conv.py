@@ -13,7 +13,7 @@ How a time is taken. asv_runner 0.3 times one call of a benchmark per sample whe
 a ``setup``, and runs ``setup`` again before every sample. A GPU op returns at launch, so one call
 and one device wait would add the launch and wait latency (10-30 us) to every op. Instead each
 call of ``time_op`` launches a block of ``inner`` ops back to back (``inner`` chosen in ``setup``
-so that a block lasts about ``BLOCK_TIME``, 10 ms), and the suites' ``timer`` waits for the
+so that a block lasts about ``suite.BLOCK_TIME``, 10 ms), and the suites' ``timer`` waits for the
 device before reading the clock and divides by ``inner``: a sample is the time per op of a
 block, as ``convbench.timing.Timer`` measures it. On the CPU the wait does nothing. The
 prepared case is kept for the process (asv forks one per case), so the ``setup`` before each
@@ -42,11 +42,6 @@ from convbench.backends.base import Prepared, no_wait
 
 suite.preimport()
 
-# A timed block of launches lasts at least this long: one device wait (~10 us) per block is then
-# 0.1% of it, and asv's samples last as long as convbench's Timer's (10 ms), so that both absorb
-# a busy machine's preemptions alike. Blocks never exceed MAX_INNER launches.
-BLOCK_TIME = 10e-3
-MAX_INNER = 10_000
 # A calibration call this long is not repeated: the first call's extra cost (autotuning,
 # compilation) is then small beside the op, and slow CPU cases are not paid twice.
 CALIBRATE_ONCE = 1.0
@@ -87,13 +82,14 @@ def _seconds(fn: Callable[[], object], wait: Callable[[], None]) -> float:
 
 
 def calibrate(fn: Callable[[], object], wait: Callable[[], None]) -> int:
-    """Calls of ``fn`` per timed block: enough for ``BLOCK_TIME``, at least 1. The first call
+    """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1. The first call
     pays one-time costs (autotuning, compilation), so a second is timed unless the first was
     already slow."""
     elapsed = _seconds(fn, wait)
     if elapsed < CALIBRATE_ONCE:
         elapsed = _seconds(fn, wait)
-    return int(min(MAX_INNER, max(1, math.ceil(BLOCK_TIME / max(elapsed, 1e-9)))))
+    launches = math.ceil(suite.BLOCK_TIME / max(elapsed, 1e-9))
+    return int(min(suite.MAX_LAUNCHES, max(1, launches)))
 
 
 def _recorded(method):

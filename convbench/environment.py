@@ -5,8 +5,8 @@ versions or the settings that change speed and numbers (thread counts, TF32, cud
 ``collect_environment`` gathers those; ``convbench env`` writes them to
 ``results/<machine>/convbench-environment.json``, next to the machine's asv results. The keys are
 a contract with the report: machine, collected, cpu, cores, memory_gib, gpu, driver, cuda, cudnn,
-python, versions, backends, and memory_bandwidth_gbs (the best numpy copy: the report's
-bandwidth floor for this machine).
+python, versions, backends, memory_bandwidth_gbs (the best numpy copy: the report's
+bandwidth floor for this machine) and timing (how the asv suites take a sample).
 
 Never call this in asv's forkserver process (the benchmarks' module level): asking a backend for
 its device or settings initialises CUDA, and a child forked after that cannot use the GPU.
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from convbench.registry import get_backend, list_backends
+from convbench.suite import TIMING
 from convbench.timing import copy_bandwidth
 
 ENVIRONMENT_FILE = "convbench-environment.json"
@@ -167,6 +168,7 @@ def collect_environment(machine: str | None = None) -> dict[str, Any]:
         "versions": library_versions(),
         "backends": backends,
         "memory_bandwidth_gbs": copy_bandwidth(),
+        "timing": TIMING,
     }
 
 

@@ -89,6 +89,18 @@ def setting_variants() -> tuple[str, ...]:
     return tuple(variants)
 
 
+# How the asv suites time an op (benchmarks/conv.py): a sample is a block of back-to-back launches
+# lasting at least BLOCK_TIME, with one device wait; one wait (~10 us) is then 0.1% of it, and the
+# samples last as long as convbench's Timer's (10 ms), so both absorb a busy machine's preemptions
+# alike. Blocks never exceed MAX_LAUNCHES launches.
+BLOCK_TIME = 10e-3
+MAX_LAUNCHES = 10_000
+TIMING = (
+    f"blocks of back-to-back launches lasting {BLOCK_TIME * 1e3:g} ms or more (at most "
+    f"{MAX_LAUNCHES} launches), one device wait per block, seconds per op"
+)
+
+
 # Multiply-adds per call above which scipy's direct loop and float64 on a CPU are skipped, and
 # above which every CPU case is.
 CPU_SLOW_MACS = 1.6e8

@@ -25,6 +25,7 @@ KEYS = {
     "versions",
     "backends",
     "memory_bandwidth_gbs",
+    "timing",
 }
 
 
@@ -38,6 +39,7 @@ def test_record_has_exactly_the_contract_keys(record):
     assert record["machine"] == "test-machine"
     assert record["cores"] >= 1 and record["memory_gib"] > 0
     assert record["cpu"]
+    assert "10 ms" in record["timing"] and "one device wait" in record["timing"]
     json.dumps(record)  # JSON as it stands
 
 

@@ -263,6 +263,7 @@ def test_page_holds_the_fixture_numbers(page, frame):
         tables.NO_MESSAGE,
         "out of memory: ResourceExhaustedError",
         "Where the GPU loses",
+        "blocks of launches (fixture)",
         "40 GB/s",
     ):
         assert text in page

@@ -417,6 +417,7 @@ def environment_section(data: ReportData) -> str:
             ("CUDA", env.get("cuda")),
             ("cuDNN", env.get("cudnn")),
             ("Python", env.get("python")),
+            ("asv timing", env.get("timing")),
             *sorted((env.get("versions") or {}).items()),
         ]
         backends = [

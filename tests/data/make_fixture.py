@@ -200,6 +200,7 @@ def write_machine(machine: str, benchmarks: dict[str, dict]) -> None:
         "cores": info["cores"],
         "memory_gib": info["memory_gib"],
         "memory_bandwidth_gbs": info["bandwidth"],
+        "timing": "blocks of launches (fixture)",
         "gpu": info["gpu"],
         "driver": "000.00 (fixture)" if info["gpu"] else None,
         "cuda": "12.x (fixture)" if info["gpu"] else None,
