@@ -217,6 +217,13 @@ def test_settings_sweep_names_each_setting_and_compares_with_the_default(frame):
     assert one(sweep, setting="tf32=True cudnn_benchmark=False", kernel=7).max_rel == (
         pytest.approx(2.0**-11 * 7)
     )
+    # Each setting's error is judged in the arithmetic it asks for: TF32 or full float32.
+    assert full.precision == "float32" and full.ratio == pytest.approx(1 / 8)
+    tf32 = one(sweep, setting="tf32=True cudnn_benchmark=True", kernel=3)
+    assert tf32.precision == "tf32" and tf32.tolerance == pytest.approx(8 * 2.0**-11 * 3)
+    assert tables.variant_precision("jax-gpu", "precision=default") == "tf32"
+    assert tables.variant_precision("jax-gpu", "precision=highest") == "float32"
+    assert tables.variant_precision("jax-cpu", "precision=default") == "float32"
     # The settings suite stays out of the default-settings tables.
     assert not tables.op_times(frame).empty
     assert len(tables.op_times(frame)) == len(

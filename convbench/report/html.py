@@ -319,9 +319,10 @@ def settings_section(data: ReportData) -> str:
         text = format_seconds(r.seconds)
         if not r.default and not _missing(r.vs_default):
             text += f" ({r.vs_default:.3g}x)"
-        if not _missing(r.max_rel):
-            text += f" · max_rel {r.max_rel:.2g}"
-        return Cell(text, "num")
+        if _missing(r.max_rel):
+            return Cell(text, "num")
+        text += f" · max_rel {r.max_rel:.2g} ({r.ratio:.2g} of {r.precision} tol.)"
+        return heat(r.ratio, text)
 
     sweep = sweep.assign(
         setting=[
@@ -335,7 +336,9 @@ def settings_section(data: ReportData) -> str:
             '<p class="note">The same float32 op under each setting that changes speed or '
             "numbers (ConvSettings): time per op, in brackets the speed-up over the library's "
             "default setting on that machine (above 1: faster), and the error against the "
-            "float64 reference where it was tracked. Every number names the setting that "
+            "float64 reference where it was tracked, as a share of the tolerance of the "
+            "arithmetic the setting asks for (TF32 or float32; colour as under Agreement). "
+            "Every number names the setting that "
             "produced it; the other suites run with the library defaults, recorded per "
             "backend under Environments.</p>",
             _pivot(sweep, ["machine", "backend", "setting", "kernel"], cell),

@@ -162,7 +162,20 @@ def settings_sweep(df: pd.DataFrame) -> pd.DataFrame:
         how="left",
     )
     out["vs_default"] = out["default_s"] / out["seconds"]
+    out["precision"] = [
+        variant_precision(b, setting) for b, setting in zip(out.backend, out.setting, strict=True)
+    ]
+    out["tolerance"] = [tolerance(p, k * k) for p, k in zip(out.precision, out.kernel, strict=True)]
+    out["ratio"] = out["max_rel"] / out["tolerance"]
     return out.sort_values(keys).reset_index(drop=True)
+
+
+def variant_precision(backend: str, setting: str) -> str:
+    """The float32 arithmetic of a settings variant, read from its options as ``precision_of``
+    reads recorded settings: TF32 on a GPU where ``tf32=True`` or JAX's default precision."""
+    _, options = suite.parse_variant(f"{backend} {setting}")
+    recorded = {"tf32": str(options.get("tf32")), "jax.precision": str(options.get("precision"))}
+    return precision_of(backend, suite.SETTING_DTYPE, recorded)
 
 
 def gpu_losses(pairs: pd.DataFrame) -> pd.DataFrame:
