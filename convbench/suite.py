@@ -62,22 +62,22 @@ def variant_name(backend: str, options: dict[str, object]) -> str:
     return " ".join([backend, *(f"{key}={value}" for key, value in options.items())])
 
 
+def split_variant(variant: str) -> tuple[str, str]:
+    """A variant's backend and its setting as written: ('torch-cuda', 'tf32=False ...')."""
+    backend, _, setting = variant.partition(" ")
+    return backend, setting.strip()
+
+
 def parse_variant(variant: str) -> tuple[str, dict[str, object]]:
     """``variant_name``'s inverse: the backend and its options (True/False back to bools)."""
-    backend, *pairs = variant.split()
+    backend, setting = split_variant(variant)
     options: dict[str, object] = {}
-    for pair in pairs:
+    for pair in setting.split():
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValueError(f"setting {pair!r} in variant {variant!r} is not key=value")
         options[key] = {"True": True, "False": False}.get(value, value)
     return backend, options
-
-
-def split_variant(variant: str) -> tuple[str, str]:
-    """A variant's backend and its setting as written: ('torch-cuda', 'tf32=False ...')."""
-    backend, _, setting = variant.partition(" ")
-    return backend, setting.strip()
 
 
 def setting_variants() -> tuple[str, ...]:

@@ -29,12 +29,11 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from convbench.backends.base import Prepared
+from convbench.backends.base import Prepared, no_wait
 
 # torch.utils.benchmark also calls a measurement unreliable above this IQR / median.
 WIDE_SPREAD = 0.10
@@ -48,17 +47,13 @@ class Clock(Protocol):
     def sample(self, fn: Callable[[], object], number: int) -> float: ...
 
 
-def _no_wait() -> None:
-    """The wait of work that is done when its call returns (CPU libraries)."""
-
-
 class WallClock:
     """``time.perf_counter`` around a loop of calls, each read taken after ``wait()`` returns.
 
     ``wait``: blocks until the device has finished all work launched so far (e.g.
     ``Prepared.wait``, ``torch.cuda.synchronize``); the default suits synchronous callables."""
 
-    def __init__(self, wait: Callable[[], object] = _no_wait) -> None:
+    def __init__(self, wait: Callable[[], object] = no_wait) -> None:
         self.wait = wait
 
     def sample(self, fn: Callable[[], object], number: int) -> float:

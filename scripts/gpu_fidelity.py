@@ -32,8 +32,7 @@ import pandas as pd
 
 import convbench
 from convbench import suite
-from convbench.report import load_results
-from convbench.report.tables import default_setting
+from convbench.report import load_results, tables
 from convbench.timing import Task, Timer, format_seconds
 
 BACKENDS = ("torch-cuda", "cupy-gpu", "jax-gpu")
@@ -74,19 +73,21 @@ def wall_seconds(fn, wait) -> float:
 
 
 def asv_times(results: Path | None, machine: str | None) -> dict[tuple, float]:
-    """(backend, size, kernel) -> asv's median per op (float32, library-default settings)."""
+    """(backend, size, kernel) -> asv's median per op (float32, library-default settings): the
+    report's ``Conv.time_op`` table, and the settings suite's default variants for the sizes
+    only it has (8192²)."""
     if results is None or not results.is_dir():
         return {}
     frame = load_results(results)
     if machine is not None:
         frame = frame[frame.machine == machine]
-    ok = frame[(frame.metric == "time_op") & (frame.status == "ok") & (frame.dtype == "float32")]
     found = {}
-    for row in ok[(ok.suite == "Conv") & (ok.batch == 1)].itertuples():
-        found[row.backend, row.size, row.kernel] = row.value
-    for row in ok[ok.suite == "ConvSettings"].itertuples():
-        if row.setting == default_setting(row.backend):
-            found.setdefault((row.backend, row.size, row.kernel), row.value)
+    times = tables.op_times(frame)
+    for row in times[(times.dtype == "float32") & (times.batch == 1)].itertuples():
+        found[row.backend, row.size, row.kernel] = row.seconds
+    sweep = tables.settings_sweep(frame)
+    for row in sweep[sweep["default"]].itertuples():
+        found.setdefault((row.backend, row.size, row.kernel), row.seconds)
     return found
 
 

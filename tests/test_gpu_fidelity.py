@@ -33,20 +33,15 @@ def test_fidelity_table_on_a_cpu_backend(tmp_path, capsys):
     assert "largest difference" in capsys.readouterr().out
 
 
-def test_asv_times_take_conv_and_the_default_setting(tmp_path):
+def test_asv_times_take_float32_conv_times(tmp_path):
     script = load_script()
     found = script.asv_times(FIXTURE, "fixture-gpu")
     conv = found["torch-cuda", 1024, 7]
-    # The fixture's settings suite (1024 too) must not replace Conv's number...
-    assert (
-        conv
-        == script.load_results(FIXTURE)
-        .query(
-            "machine == 'fixture-gpu' and suite == 'Conv' and metric == 'time_op' and "
-            "backend == 'torch-cuda' and size == 1024 and kernel == 7 and dtype == 'float32'"
-        )
-        .value.item()
+    stored = script.load_results(FIXTURE).query(
+        "machine == 'fixture-gpu' and suite == 'Conv' and metric == 'time_op' and "
+        "backend == 'torch-cuda' and size == 1024 and kernel == 7"
     )
-    # ...and a float16 result never stands in for float32.
-    assert all(isinstance(v, float) for v in found.values())
+    # The float32 number, never the float16 one of the same case.
+    assert conv == stored[stored.dtype == "float32"].value.item()
+    assert conv != stored[stored.dtype == "float16"].value.item()
     assert script.asv_times(tmp_path / "absent", None) == {}

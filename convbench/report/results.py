@@ -168,18 +168,22 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results dir {str(results_dir)!r} does not exist")
-    loaded = [
-        (Results.load(str(Path(root) / filename), machine_name=machine), Path(root))
+    paths = [
+        (root, filename, machine)
         for root, filename, machine in iter_results_paths(str(results_dir))
         if filename != ENVIRONMENT_FILE
     ]
-    folders = {id(result): root for result, root in loaded}
-    meta = _benchmark_meta(results_dir)
-    rows = [
-        row
-        for result in _newest([result for result, _ in loaded])
-        for row in _rows(result, meta, _failure_reasons(folders[id(result)], result.commit_hash))
+    folders = {machine: Path(root) for root, _, machine in paths}
+    loaded = [
+        Results.load(str(Path(root) / filename), machine_name=machine)
+        for root, filename, machine in paths
     ]
+    meta = _benchmark_meta(results_dir)
+    rows = []
+    for result in _newest(loaded):
+        machine = result.params["machine"]
+        reasons = _failure_reasons(folders[machine], result.commit_hash)
+        rows.extend(_rows(result, meta, reasons))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"value": float, "q25": float, "q75": float})
 
