@@ -1,19 +1,77 @@
 #!/usr/bin/env bash
-# There, on the lent GPU machine: one stage per call of the device tool, each well inside a
-# call's 10 minutes. Run scripts/gpu_prepare.sh here first and carry .whl:
+# There, on the lent GPU machine, through the device tool. Run scripts/gpu_prepare.sh here first
+# and name .whl in every call's `carry`. The whole plan is three calls, each one command:
 #
-#   bash scripts/gpu_session.sh check            # GPU, versions, property tests on the GPU backends
+#   bash scripts/gpu_session.sh plan 1    # check, then the GPU backends' Conv times and errors
+#   bash scripts/gpu_session.sh plan 2    # settings, transfers, batches, peak memory on the GPU
+#   bash scripts/gpu_session.sh plan 3    # timing fidelity, then torch-cpu on this machine's CPU
+#
+# After each call, unpack $OUT's results.tgz into results/ here (it then travels to the next call
+# with the working tree) and commit it. Device time: a session has 30 minutes, a cold start
+# costs one or two of them, and a machine stays warm 30 s after a call: call 1 (~10 min with its
+# start), call 2 at once after it (~9.5 min), call 3 with what is left, its budget said with
+# CONVBENCH_BUDGET (seconds for the whole command, 540 unless said).
+#
+# The stages, for a call of their own:
+#   bash scripts/gpu_session.sh check            # GPU, versions, environment, property tests
 #   bash scripts/gpu_session.sh bench REGEX...   # slices of the asv suite (asv -b), one run each
-#   bash scripts/gpu_session.sh fidelity         # timer and asv vs triton's do_bench, + report
+#   bash scripts/gpu_session.sh fidelity         # timer and asv vs triton's do_bench and events
 #
-# What comes back is under $OUT: logs, the worst errors of the property tests (errors.json), the
-# machine's results folder as results.tgz (unpack it into results/ here and commit it; carry it
-# to the next call as results/ travels with the working tree) and fidelity.csv.
+# Every stage keeps to one deadline, CONVBENCH_BUDGET seconds after the script started, and
+# leaves CONVBENCH_RESERVE seconds (30) at the end for packing what comes back under $OUT: logs,
+# the worst errors of the property tests (errors.json), the machine's results folder
+# (results.tgz) and fidelity.csv.
 set -euo pipefail
+deadline=${CONVBENCH_DEADLINE:-$(($(date +%s) + ${CONVBENCH_BUDGET:-540}))}
+export CONVBENCH_DEADLINE=$deadline
 cd "$(dirname "$0")/.."
 : "${OUT:?OUT is unset: this runs on the device machine, through the device tool}"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl
+
+# Seconds left before the deadline, less the reserve.
+left() { echo $((deadline - $(date +%s) - ${CONVBENCH_RESERVE:-30})); }
+# Run "$@" within what is left (killed, with its children, at the deadline); log its duration.
+within() {
+    local start=$SECONDS rc=0 budget
+    budget=$(left)
+    if [ "$budget" -lt 20 ]; then
+        echo "gpu_session: no time left for: $*"
+        return 0
+    fi
+    timeout -k 10 "$budget" "$@" || rc=$?
+    echo "gpu_session: $((SECONDS - start)) s, status $rc: $*"
+}
+
+if [ "${1:-}" = plan ]; then
+    # The calls, each one process sharing one deadline; every step runs whatever the last did.
+    self=scripts/gpu_session.sh
+    case "${2:?plan 1, 2 or 3}" in
+    1)
+        bash "$self" check
+        bash "$self" bench "Conv\.time_op\('torch-cuda'" \
+            "Conv\.track_max_rel\('(torch-cuda|cupy-gpu|jax-gpu)'" \
+            "Conv\.time_op\('cupy-gpu'" "Conv\.time_op\('jax-gpu'"
+        ;;
+    2)
+        bash "$self" bench "ConvSettings" "Transfer\.\w+\('(torch-cuda|cupy-gpu|jax-gpu)'" \
+            "ConvBatch\.\w+\('(torch-cuda|cupy-gpu|jax-gpu)'" \
+            "Conv\.peakmem_op\('(torch-cuda|cupy-gpu|jax-gpu)'"
+        ;;
+    3)
+        CONVBENCH_RESERVE=$((${CONVBENCH_RESERVE:-30} + 120)) bash "$self" fidelity
+        bash "$self" bench "(Conv\.time_op|Transfer\.\w+)\('torch-cpu'"
+        ;;
+    *)
+        echo "plan: 1, 2 or 3" >&2
+        exit 2
+        ;;
+    esac
+    exit 0
+fi
+
+if [ ! -d /tmp/site/asv ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl
+fi
 # asv drops PYTHONPATH from the benchmarks' environment and passes ASV_PYTHONPATH instead.
 export PYTHONPATH="/tmp/site:$PWD" ASV_PYTHONPATH="/tmp/site:$PWD"
 export PYTHON=python3 CONVBENCH_NO_SETUP=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
@@ -23,7 +81,8 @@ if [ ! -d .git ]; then
 fi
 MACHINE=${CONVBENCH_MACHINE:-$(python3 -c 'import convbench.environment as e; print(e.default_machine_name())')}
 export CONVBENCH_MACHINE=$MACHINE
-stage=${1:?stage: check, bench or fidelity}
+mkdir -p "results/$MACHINE"
+stage=${1:?stage: plan, check, bench or fidelity}
 shift
 case "$stage" in
 check)
@@ -31,41 +90,34 @@ check)
     export XLA_PYTHON_CLIENT_PREALLOCATE=false
     {
         nvidia-smi || echo "nvidia-smi: not found or failed"
-        python3 -m convbench list --deep
-        python3 -m convbench env --machine "$MACHINE" --output "$OUT/environment.json"
+        within python3 -m convbench list --deep
+        # The machine's record, beside its results: GPU, driver, CUDA, cuDNN, versions, settings.
+        within python3 -m convbench env --machine "$MACHINE"
+        cp "results/$MACHINE/convbench-environment.json" "$OUT/environment.json" || true
     } 2>&1 | tee "$OUT/check.log"
-    CONVBENCH_ERROR_LOG="$OUT/errors.json" python3 -m pytest -q -p no:cacheprovider \
+    CONVBENCH_ERROR_LOG="$OUT/errors.json" within python3 -m pytest -q -p no:cacheprovider \
         tests/test_backends.py tests/test_gpu_logic.py tests/test_failures.py \
         -k "cuda or gpu or failure or record" 2>&1 | tee -a "$OUT/check.log"
     ;;
 bench)
     # Slices of the suite (asv -b regexes), one asv run each: asv saves a run's results only when
-    # it ends, so a slice cut off by the call's time limit loses itself alone. CONVBENCH_BUDGET
-    # (default 540 s) bounds the whole stage; a slice gets what is left of it.
+    # it ends, so a slice cut off at the deadline loses itself alone.
     [ $# -gt 0 ] || set -- '.'
-    deadline=$((SECONDS + ${CONVBENCH_BUDGET:-540}))
     for slice in "$@"; do
-        left=$((deadline - SECONDS))
-        if [ "$left" -lt 60 ]; then
-            echo "gpu_session: no time left for slice $slice" | tee -a "$OUT/bench.log"
-            continue
-        fi
-        CONVBENCH_ASV_ONLY=1 timeout "$left" scripts/bench.sh -b "$slice" 2>&1 \
-            | tee -a "$OUT/bench.log" \
-            || echo "gpu_session: slice $slice stopped, status $?" | tee -a "$OUT/bench.log"
+        CONVBENCH_ASV_ONLY=1 within scripts/bench.sh -b "$slice" 2>&1 | tee -a "$OUT/bench.log"
     done
-    python3 -m convbench env --machine "$MACHINE"
+    if [ ! -f "results/$MACHINE/convbench-environment.json" ]; then
+        within python3 -m convbench env --machine "$MACHINE" 2>&1 | tee -a "$OUT/bench.log"
+    fi
     tar czf "$OUT/results.tgz" "results/$MACHINE"
     ;;
 fidelity)
     export XLA_PYTHON_CLIENT_PREALLOCATE=false
-    python3 scripts/gpu_fidelity.py --results results --machine "$MACHINE" \
+    within python3 scripts/gpu_fidelity.py --results results --machine "$MACHINE" \
         --output "$OUT/fidelity.csv" 2>"$OUT/fidelity.err" | tee "$OUT/fidelity.log"
-    python3 -m convbench report results --output "$OUT/site" >/dev/null
-    tar czf "$OUT/site.tgz" -C "$OUT" site && rm -rf "$OUT/site"
     ;;
 *)
-    echo "unknown stage $stage: check, bench or fidelity" >&2
+    echo "unknown stage $stage: plan, check, bench or fidelity" >&2
     exit 2
     ;;
 esac

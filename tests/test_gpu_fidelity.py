@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -45,3 +46,33 @@ def test_asv_times_take_float32_conv_times(tmp_path):
     assert conv == stored[stored.dtype == "float32"].value.item()
     assert conv != stored[stored.dtype == "float16"].value.item()
     assert script.asv_times(tmp_path / "absent", None) == {}
+
+
+def test_event_blocks_time_the_stream_they_are_recorded_on(monkeypatch):
+    """CUDA events stand in as host clock reads: a block's time, per call, is what passed between
+    the start event and the end event on the stream given, whose end the script waits for."""
+    import torch
+
+    script = load_script()
+    recorded = []
+
+    class Event:
+        def __init__(self, enable_timing):
+            assert enable_timing
+            self.at = None
+
+        def record(self, stream):
+            recorded.append(stream)
+            self.at = time.perf_counter()
+
+        def synchronize(self):
+            assert self.at is not None
+
+        def elapsed_time(self, end):  # milliseconds, as CUDA's
+            return (end.at - self.at) * 1e3
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "ExternalStream", lambda ptr: ("stream", ptr))
+    per_call = script.event_block_seconds(lambda: time.sleep(0.002), number=10, stream_ptr=42)
+    assert 0.002 <= per_call < 0.02  # per call, in seconds: not the block of 10, not milliseconds
+    assert recorded == [("stream", 42)] * 10  # start and end of 5 blocks, all on the op's stream
