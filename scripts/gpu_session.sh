@@ -75,6 +75,10 @@ fi
 # asv drops PYTHONPATH from the benchmarks' environment and passes ASV_PYTHONPATH instead.
 export PYTHONPATH="/tmp/site:$PWD" ASV_PYTHONPATH="/tmp/site:$PWD"
 export PYTHON=python3 CONVBENCH_NO_SETUP=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+if ! git --version >/dev/null 2>&1; then
+    echo "gpu_session: no git here; using the one carried in .whl/git"
+    export PATH="$PWD/.whl/git:$PATH"
+fi
 if [ ! -d .git ]; then
     git init -q && git fetch -q .whl/convbench.bundle "HEAD:refs/heads/main"
     git update-ref HEAD refs/heads/main
