@@ -39,6 +39,7 @@ from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
 import convbench
 from convbench import failures, suite
 from convbench.backends.base import Prepared, no_wait
+from convbench.timing import WallClock
 
 suite.preimport()
 
@@ -74,20 +75,14 @@ def block_timer() -> float:
     return time.perf_counter() / _Block.inner
 
 
-def _seconds(fn: Callable[[], object], wait: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    fn()
-    wait()
-    return time.perf_counter() - start
-
-
 def calibrate(fn: Callable[[], object], wait: Callable[[], None]) -> int:
     """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1. The first call
     pays one-time costs (autotuning, compilation), so a second is timed unless the first was
     already slow."""
-    elapsed = _seconds(fn, wait)
+    clock = WallClock(wait)
+    elapsed = clock.sample(fn, 1)
     if elapsed < CALIBRATE_ONCE:
-        elapsed = _seconds(fn, wait)
+        elapsed = clock.sample(fn, 1)
     launches = math.ceil(suite.BLOCK_TIME / max(elapsed, 1e-9))
     return int(min(suite.MAX_LAUNCHES, max(1, launches)))
 

@@ -46,18 +46,21 @@ AGREE = 0.03  # the issue's bound, for ops of MIN_OP and more
 MIN_OP = 50e-6
 
 
+def op_stream(stream_ptr: int | None):
+    """The torch stream events must go on: the one at ``stream_ptr`` (CuPy's, wrapped), or
+    torch's current stream when None."""
+    import torch
+
+    return torch.cuda.ExternalStream(stream_ptr) if stream_ptr else torch.cuda.current_stream()
+
+
 def do_bench_seconds(fn, stream_ptr: int | None = None) -> float:
     """Median of triton's do_bench, in seconds, with its events on the stream ``stream_ptr``
     (None: torch's current stream)."""
     import torch
     from triton.testing import do_bench
 
-    on_stream = (
-        torch.cuda.stream(torch.cuda.ExternalStream(stream_ptr))
-        if stream_ptr
-        else contextlib.nullcontext()
-    )
-    with on_stream:
+    with torch.cuda.stream(op_stream(stream_ptr)):
         try:
             ms = do_bench(fn, warmup=25, rep=200, return_mode="median")
         except TypeError:  # older triton: no return_mode
@@ -70,7 +73,7 @@ def event_block_seconds(fn, number: int, stream_ptr: int | None = None, blocks: 
     per call, with the events on the stream ``stream_ptr`` (None: torch's current stream)."""
     import torch
 
-    stream = torch.cuda.ExternalStream(stream_ptr) if stream_ptr else torch.cuda.current_stream()
+    stream = op_stream(stream_ptr)
     times = []
     for _ in range(blocks):
         start = torch.cuda.Event(enable_timing=True)

@@ -23,8 +23,8 @@ from asv.results import Results, iter_results_paths
 
 from convbench import failures
 from convbench import suite as grid
+from convbench.environment import ENVIRONMENT_FILE
 
-ENVIRONMENT_FILE = "convbench-environment.json"
 # The suites' parameter names, for results whose benchmarks.json is missing.
 PARAM_NAMES = {
     "ConvBatch": ["backend", "batch", "size", "kernel", "dtype"],
