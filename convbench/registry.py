@@ -30,10 +30,13 @@ class BackendDecl:
     name: str
     factory: str  # "module:Class", importable without importing the framework
     kwargs: dict[str, Any] = field(default_factory=dict)
+    cpu_twin: str | None = None
 
     def build(self) -> Backend:
         module, _, attr = self.factory.partition(":")
-        return getattr(importlib.import_module(module), attr)(self.name, **self.kwargs)
+        backend = getattr(importlib.import_module(module), attr)(self.name, **self.kwargs)
+        backend.cpu_twin = self.cpu_twin
+        return backend
 
 
 _SCIPY = "convbench.backends.scipy_signal:ScipySignalBackend"
@@ -45,12 +48,14 @@ BUILTIN = (
     BackendDecl("scipy-convolve2d", _SCIPY, {"function": "convolve2d"}),
     BackendDecl("scipy-correlate2d", _SCIPY, {"function": "correlate2d"}),
     BackendDecl("tensorflow-cpu", _TF, {"device": "cpu"}),
-    BackendDecl("tensorflow-gpu", _TF, {"device": "gpu"}),
+    BackendDecl("tensorflow-gpu", _TF, {"device": "gpu"}, cpu_twin="tensorflow-cpu"),
     BackendDecl("torch-cpu", _TORCH, {"device": "cpu"}),
-    BackendDecl("torch-cuda", _TORCH, {"device": "cuda"}),
+    BackendDecl("torch-cuda", _TORCH, {"device": "cuda"}, cpu_twin="torch-cpu"),
     BackendDecl("jax-cpu", _JAX, {"device": "cpu"}),
-    BackendDecl("jax-gpu", _JAX, {"device": "gpu"}),
-    BackendDecl("cupy-gpu", _SCIPY, {"function": "correlate2d", "device": "gpu"}),
+    BackendDecl("jax-gpu", _JAX, {"device": "gpu"}, cpu_twin="jax-cpu"),
+    BackendDecl(
+        "cupy-gpu", _SCIPY, {"function": "correlate2d", "device": "gpu"}, "scipy-correlate2d"
+    ),
 )
 
 

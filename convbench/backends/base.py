@@ -111,6 +111,9 @@ class Backend(ABC):
     """A library and device that computes ``ConvSpec``s."""
 
     library: str = ""
+    # For a GPU backend, the CPU backend that runs the same code (torch-cuda -> torch-cpu), which
+    # the report pairs it with; set by the registry for built-in backends.
+    cpu_twin: str | None = None
     dtypes: tuple[str, ...] = ("float32", "float64")
     requires: tuple[str, ...] = ()
     # Settings that change speed or numbers, each with the values it accepts; None in
@@ -150,6 +153,11 @@ class Backend(ABC):
     @property
     def needs_gpu(self) -> bool:
         return self.device != "cpu"
+
+    @property
+    def device_kind(self) -> str:
+        """'cpu' or 'gpu', whatever the library calls its device ('cuda', 'gpu')."""
+        return "gpu" if self.needs_gpu else "cpu"
 
     @functools.cached_property
     def unavailable_reason(self) -> str | None:
