@@ -3,8 +3,9 @@
 asv stores one number per benchmark and parameter combination and nothing about it: not the
 library or device it ran on, not the arithmetic it really used, not why a case was skipped or
 failed. The suites therefore append one JSON line per benchmark and case to the file that
-``$CONVBENCH_RECORDS`` names (``scripts/bench.sh`` sets ``results/<machine>/convbench-records.jsonl``,
-beside the machine's asv results), built from the backend object itself (``backend_facts``). The
+``$CONVBENCH_RECORDS`` names (``scripts/bench.sh`` sets
+``results/<machine>/convbench-records.jsonl``, beside the machine's asv results), built from the
+backend object itself (``backend_facts``). The
 report joins these lines with asv's numbers by ``case_key``; it never re-derives a fact from a
 backend's name or from today's grid.
 
