@@ -15,6 +15,8 @@ A record is a flat mapping:
 - ``params``: the benchmark's parameters exactly as asv passes them (``{"backend": "torch-cpu",
   "size": 256, ...}`` or ``{"variant": "torch-cuda tf32=False", ...}``), the join key;
 - ``backend``, ``setting``: the backend's name and the options it ran with ("" for defaults);
+- ``default_setting``: whether ``setting`` is the library's own default (True for a suite that
+  runs backends untouched; in the settings sweep, the variant each other is compared with);
 - ``status``: ``ready`` (set up), ``skipped`` (not measured, by design or because it cannot run
   here) or ``failed`` (raised); a later ``failed`` wins over a ``ready`` of the same case;
 - ``reason``: why it was skipped or failed (None when ready);
@@ -82,6 +84,7 @@ def make(
     *,
     backend: str,
     setting: str = "",
+    default_setting: bool = True,
     reason: str | None = None,
     facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -93,6 +96,7 @@ def make(
         "params": dict(params),
         "backend": backend,
         "setting": setting,
+        "default_setting": default_setting,
         "status": status,
         "reason": reason,
         **{name: (facts or {}).get(name) for name in FACTS},
