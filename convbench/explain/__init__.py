@@ -1,0 +1,126 @@
+"""Why two convolution results differ: ``explain(actual, expected, image, kernel)``.
+
+The image and kernel are known, so every result they can give is *generated* and each array is
+located among the candidates (``search``): the kernel orientation, boundary, output mode and
+shift that reproduce it. The relation between the two results is the composition of where each
+one sits, and what is left after it is the precision; ``message`` says all this in words, with
+the scipy calls that reproduce each result.
+
+Precision. Each located result's error is ``max|result - reference| / max|reference|`` against
+the float64 reference of its candidate; ``n = kh * kw`` products are summed per output and
+``tolerance(p, n) = 8 * u_p * sqrt(n)`` is convbench.agreement's bound (``u_p`` its unit roundoff):
+
+- ``exact``: nothing is left; each result equals its reference rounded to its dtype, or (same
+  kernel orientation) the two hold bit-identical values wherever neither touches a border;
+- ``rounding``: both errors within ``tolerance("float32", n)``, or ``tolerance("float64", n)``
+  when both arrays are float64: the accumulation error of the arrays' own dtype;
+- ``reduced``: within ``tolerance("bfloat16", n)``: TF32, float16 or bfloat16 arithmetic (the
+  message names an array's own float16/bfloat16 dtype, else says TF32/float16 when within
+  ``tolerance("tf32", n)`` and bfloat16 beyond);
+- anything larger is not explained. Nor is a residual that is mostly a common factor (a scaled
+  result: the least-squares scale ``s`` has ``|s - 1| > 2**-6`` and removing it halves the
+  error): lower precision rounds, it does not rescale. ``precision`` is ``"unknown"`` when
+  ``explained`` is False.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convbench.explain import message
+from convbench.explain.message import KERNEL_CODE
+from convbench.explain.search import (
+    ORIENTATIONS,
+    TRANSFORMS,
+    Search,
+    compose,
+    related,
+    relative,
+    residual,
+)
+
+__all__ = [
+    "KERNEL_CODE",
+    "ORIENTATIONS",
+    "TRANSFORMS",
+    "Explanation",
+    "checked_input",
+    "compose",
+    "explain",
+    "relative",
+]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """How ``expected`` relates to ``actual``; ``str()`` is the message. See the module doc."""
+
+    explained: bool
+    transform: str | None
+    offset: tuple[int, int]
+    boundary: tuple[str, str] | None
+    mode: tuple[str, str] | None
+    precision: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def checked_input(value: np.ndarray, what: str) -> np.ndarray:
+    """``value`` as an array explain() accepts (non-empty, 2-D, real numbers), or ValueError /
+    TypeError naming ``what``."""
+    array = np.asarray(value)
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(
+            f"{what} must be a non-empty 2-D array; got shape {array.shape} "
+            "(explain one image of a batch at a time: result[b], image[b])"
+        )
+    if array.dtype.kind not in "iuf" and array.dtype.name != "bfloat16":
+        raise TypeError(f"{what} dtype {array.dtype} is not a real number type")
+    return array
+
+
+def explain(
+    actual: np.ndarray, expected: np.ndarray, image: np.ndarray, kernel: np.ndarray
+) -> Explanation:
+    """Why ``expected`` differs from ``actual``, both computed from ``image`` and ``kernel``.
+
+    Finds the kernel orientation, shift, boundary and output mode that relate the two results,
+    classifies what is left (``exact``, ``rounding``, ``reduced``) and says it in a message with
+    the scipy calls that reproduce each result. Unrelated or rescaled arrays are not explained;
+    two arrays equal to within rounding are, even when they do not come from image and kernel.
+    """
+    arrays = {
+        "actual": checked_input(actual, "actual"),
+        "expected": checked_input(expected, "expected"),
+    }
+    image, kernel = checked_input(image, "image"), checked_input(kernel, "kernel")
+    search = Search(image.astype(np.float64), kernel.astype(np.float64))
+    wide = {side: x.astype(np.float64) for side, x in arrays.items()}
+    located = {side: search.locate(x) for side, x in wide.items()}
+    found = related(located, wide)
+    if found is not None:
+        fits, relation = found
+        left = residual(arrays, fits, search.terms, image.shape)
+        words = message.explained(arrays, fits, relation, left, search.terms)
+        return Explanation(
+            True,
+            relation.transform,
+            relation.offset,
+            relation.boundary,
+            relation.mode,
+            left.precision,
+            words,
+        )
+    equal = message.plainly_equal(arrays, wide, search.terms)
+    if equal is not None:
+        return _without_structure(True, *equal)
+    words = message.unexplained(arrays, wide, located, search, kernel.shape)
+    return _without_structure(False, "unknown", words)
+
+
+def _without_structure(explained: bool, precision: str, words: str) -> Explanation:
+    return Explanation(explained, None, (0, 0), None, None, precision, words)
