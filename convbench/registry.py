@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
-import os
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
 from convbench.backends.base import Backend
+from convbench.backends.requirements import missing_requirement
 
 ENTRY_POINT_GROUP = "convbench.backends"
 
@@ -68,23 +67,6 @@ class BackendStatus:
     device: str
     available: bool
     reason: str | None = None
-
-
-@functools.cache
-def nvidia_gpu_present() -> bool:
-    """A cheap hint that an NVIDIA GPU is attached (device nodes), without loading CUDA."""
-    gpus = "/proc/driver/nvidia/gpus"
-    return os.path.exists("/dev/nvidia0") or (os.path.isdir(gpus) and bool(os.listdir(gpus)))
-
-
-def missing_requirement(modules: tuple[str, ...], needs_gpu: bool) -> str | None:
-    """Why a backend cannot run, judged without importing anything; None when it may."""
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            return f"Python package {module!r} is not installed (pip install 'convbench[{module}]')"
-    if needs_gpu and not nvidia_gpu_present():
-        return "no NVIDIA GPU found on this machine (/dev/nvidia0 is absent)"
-    return None
 
 
 def _entry_point_backends() -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The default benchmark grid, its skip policy and its inputs, shared by the asv suites and the CLI.
 
 One parameter combination is one number. The grid is data here, not in ``benchmarks/``, so that
-the report can say *why* a cell of the grid is empty: ``skip_reason`` is a pure function of the
-parameters (no framework import, no device query); whether a backend can run on this machine is
-a separate question, answered by ``case_unavailable``.
+a run can say *why* a cell of the grid is empty: ``skip_reason`` depends on the parameters and
+on what the backend object declares of itself (its device, ``Backend.slow_method``, a known
+defect in ``Backend.case_unsupported``), never on its name, and imports no framework nor queries
+a device; whether a backend can run on this machine is a separate question, answered by
+``case_unavailable``.
 
 Why the budgets below: on a 2-core CPU, scipy.signal's direct loop and every float64 convolution
 cost about 4-10 ns per multiply-add and the framework float32 kernels about 0.2-1 ns, so 1.6e8
@@ -14,16 +16,17 @@ reason, so that the whole default suite runs in minutes; GPU backends have no su
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from convbench.backends.jax_lax import CPU_FLOAT64_CRASH, in_cpu_float64_crash
-from convbench.backends.tensorflow_conv import import_tensorflow
+from convbench.backends.requirements import missing_requirement
 from convbench.registry import BUILTIN, get_backend
 from convbench.spec import ConvSpec, numpy_dtype
+
+if TYPE_CHECKING:
+    from convbench.backends.base import Backend
 
 # The operation every suite measures: the defaults, i.e. a 'same'-sized cross-correlation with
 # zero padding, the deep-learning convention that every framework computes natively.
@@ -80,6 +83,12 @@ def parse_variant(variant: str) -> tuple[str, dict[str, object]]:
     return backend, options
 
 
+def default_variant(backend: str) -> str:
+    """The variant of ``backend`` that leaves the library as it is: each option's first value."""
+    choices = SETTING_OPTIONS[backend]
+    return variant_name(backend, {option: values[0] for option, values in choices.items()})
+
+
 def setting_variants() -> tuple[str, ...]:
     """Every combination of ``SETTING_OPTIONS``' values, per backend."""
     variants = []
@@ -101,8 +110,8 @@ TIMING = (
 )
 
 
-# Multiply-adds per call above which scipy's direct loop and float64 on a CPU are skipped, and
-# above which every CPU case is.
+# Multiply-adds per call above which a slow method (``Backend.slow_method``) and float64 on a CPU
+# are skipped, and above which every CPU case is.
 CPU_SLOW_MACS = 1.6e8
 CPU_MAX_MACS = 1e9
 # Agreement (track_*) needs the float64 reference, accumulated tap by tap in numpy (about 4 ns per
@@ -115,9 +124,7 @@ TRACK_MAX_MACS = 1024 * 1024 * 7 * 7
 # not on every kernel between them; measuring two kernels halves its cost.
 PEAKMEM_KERNELS = (3, 15)
 
-SCIPY_DIRECT = ("scipy-convolve2d", "scipy-correlate2d")
 METRICS = ("time", "peakmem", "track")
-GPU_SUFFIXES = ("-gpu", "-cuda")
 
 
 def multiply_adds(size: int, kernel: int, batch: int = 1) -> int:
@@ -126,28 +133,37 @@ def multiply_adds(size: int, kernel: int, batch: int = 1) -> int:
 
 
 def skip_reason(backend: str, size: int, kernel: int, dtype: str, batch: int = 1) -> str | None:
-    """Why the default suite does not measure this case, or None when it does.
+    """Why the default suite does not measure this case of the backend called ``backend``, or
+    None when it does.
 
-    Pure: depends on the parameters only, not on what is installed (see ``case_unavailable``).
+    Asks the backend object what it declares (device, slow method, known defects), never parses
+    its name; imports no framework and depends on nothing installed but, for a known defect, the
+    defective library's version (see ``case_unavailable`` for what this machine can run).
     """
+    found = get_backend(backend)
+    image_shape = (size, size) if batch == 1 else (batch, size, size)
+    over_budget = (
+        None if found.device_kind == "gpu" else _cpu_budget(found, size, kernel, dtype, batch)
+    )
+    return over_budget or found.case_unsupported(image_shape, (kernel, kernel), dtype)
+
+
+def _cpu_budget(found: Backend, size: int, kernel: int, dtype: str, batch: int) -> str | None:
+    """Why this case costs a CPU backend more than the suite's budget, or None."""
     macs = multiply_adds(size, kernel, batch)
     shape = f"{batch}x{size}x{size}" if batch > 1 else f"{size}x{size}"
     over = f"{macs:.2g} multiply-adds ({shape} image, {kernel}x{kernel} kernel) exceed"
-    if backend in SCIPY_DIRECT and macs > CPU_SLOW_MACS:
+    if found.slow_method and macs > CPU_SLOW_MACS:
         return (
-            f"scipy.signal's direct loop: {over} the suite's budget of {CPU_SLOW_MACS:.2g} "
+            f"{found.slow_method}: {over} the suite's budget of {CPU_SLOW_MACS:.2g} "
             "(about a second per call on one CPU core)"
         )
-    if backend.endswith(GPU_SUFFIXES):
-        return None
     if dtype == "float64" and macs > CPU_SLOW_MACS:
         return (
             f"float64 on a CPU: {over} the suite's budget of {CPU_SLOW_MACS:.2g} (seconds per call)"
         )
     if macs > CPU_MAX_MACS:
         return f"on a CPU: {over} the suite's budget of {CPU_MAX_MACS:.2g} (seconds per call)"
-    if backend == "jax-cpu" and in_cpu_float64_crash(dtype, batch * size**2, (kernel, kernel)):
-        return CPU_FLOAT64_CRASH
     return None
 
 
@@ -193,20 +209,14 @@ def case_unavailable(backend: str, dtype: str) -> str | None:
 
 
 def preimport(backends: tuple[str, ...] = BACKENDS) -> None:
-    """Import the frameworks of the installed backends, and nothing more.
+    """Import the frameworks of the installed backends (``Backend.preimport``), and nothing more.
 
     For asv's forkserver: importing TensorFlow, torch and JAX once in the server saves seconds in
     every forked benchmark. Importing initialises no device; querying one (``torch.cuda``,
     ``tf.config``, ``jax.devices``) would, and CUDA cannot be used in a child forked after it was
-    initialised, so device queries happen only in the benchmarks' ``setup``. torch is imported
-    before TensorFlow (``import_tensorflow``): the other order has crashed a later torch import.
+    initialised, so device queries happen only in the benchmarks' ``setup``.
     """
-    modules = {module for name in backends for module in get_backend(name).requires}
-    installed = {module for module in modules if importlib.util.find_spec(module) is not None}
-    for module in sorted(installed - {"tensorflow"}):
-        importlib.import_module(module)
-        # The scipy backends call scipy.signal, whose import alone takes 1-2 s per process.
-        if module == "scipy":
-            importlib.import_module("scipy.signal")
-    if "tensorflow" in installed:
-        import_tensorflow()
+    for name in backends:
+        found = get_backend(name)
+        if missing_requirement(found.requires, needs_gpu=False) is None:
+            found.preimport()

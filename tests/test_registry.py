@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import convbench
 from convbench import registry
+from convbench.backends import requirements
 from convbench.backends.base import Backend, Plan
+
+BACKENDS_DIR = Path(convbench.__file__).parent / "backends"
 
 
 def test_builtin_names_are_stable() -> None:
@@ -86,3 +91,28 @@ def test_broken_entry_point_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatc
         assert not status.available and "failed to load" in status.reason
     finally:
         registry.get_backend.cache_clear()
+
+
+def test_backends_never_import_the_registry() -> None:
+    """The registry imports the backends' base, never the other way round."""
+    for path in BACKENDS_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "convbench.registry" not in modules, path.name
+
+
+def test_a_missing_package_is_named_with_its_install_command() -> None:
+    assert requirements.missing_requirement(("numpy", "no_such_module"), needs_gpu=False) == (
+        "Python package 'no_such_module' is not installed (pip install 'convbench[no_such_module]')"
+    )
+    assert requirements.missing_requirement(("numpy",), needs_gpu=False) is None
+
+
+def test_a_gpu_backend_needs_an_nvidia_device_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(requirements, "nvidia_gpu_present", lambda: False)
+    assert requirements.missing_requirement((), needs_gpu=True) == (
+        "no NVIDIA GPU found on this machine (/dev/nvidia0 is absent)"
+    )
+    monkeypatch.setattr(requirements, "nvidia_gpu_present", lambda: True)
+    assert requirements.missing_requirement((), needs_gpu=True) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import EntryPoint
 
 import numpy as np
 import pytest
@@ -11,11 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import convbench
-from convbench import suite
+from convbench import registry, suite
+from convbench.backends.base import Backend
 from convbench.registry import BUILTIN
 
 CPU_BACKENDS = ("scipy-convolve2d", "scipy-correlate2d", "tensorflow-cpu", "torch-cpu", "jax-cpu")
-GPU_BACKENDS = ("tensorflow-gpu", "torch-cuda", "jax-gpu")
+GPU_BACKENDS = ("tensorflow-gpu", "torch-cuda", "jax-gpu", "cupy-gpu")
 
 
 def test_grid_covers_the_issue():
@@ -85,29 +87,76 @@ def test_every_size_and_dtype_is_measured_by_some_cpu_backend():
 
 
 @given(
-    backend=st.sampled_from(CPU_BACKENDS + GPU_BACKENDS + ("some-plugin",)),
+    backend=st.sampled_from(suite.BACKENDS),
     size=st.integers(1, 8192),
     kernel=st.integers(1, 31),
     dtype=st.sampled_from(("float16", "bfloat16", "float32", "float64")),
     batch=st.integers(1, 64),
 )
-def test_skip_reason_is_the_budget_rule_or_the_known_crash(backend, size, kernel, dtype, batch):
+def test_skip_reason_is_the_budget_rule_or_a_declared_defect(backend, size, kernel, dtype, batch):
     reason = suite.skip_reason(backend, size, kernel, dtype, batch)
+    found = convbench.get_backend(backend)
     macs = suite.multiply_adds(size, kernel, batch)
     slow = macs > suite.CPU_SLOW_MACS
-    on_cpu = not backend.endswith(("-gpu", "-cuda"))
-    budget = (
-        (backend in suite.SCIPY_DIRECT and slow)
-        or (on_cpu and dtype == "float64" and slow)
-        or (on_cpu and macs > suite.CPU_MAX_MACS)
+    budget = found.device_kind == "cpu" and (
+        (found.slow_method is not None and slow)
+        or (dtype == "float64" and slow)
+        or macs > suite.CPU_MAX_MACS
     )
     if budget:
         assert reason is not None and f"{macs:.2g} multiply-adds" in reason
-    elif reason is not None:
-        assert backend == "jax-cpu" and "SIGSEGV" in reason
-    # A skipped case stays skipped when it grows.
-    if reason is not None and "SIGSEGV" not in reason:
+    else:
+        image_shape = (size, size) if batch == 1 else (batch, size, size)
+        assert reason == found.case_unsupported(image_shape, (kernel, kernel), dtype)
+    # A case skipped for its cost stays skipped when it grows.
+    if budget:
         assert suite.skip_reason(backend, size + 1, kernel, dtype, batch) is not None
+
+
+class SlowLoop(Backend):
+    """A third-party backend that declares itself a slow direct loop."""
+
+    library = "example"
+    slow_method = "example's pure-Python loop"
+
+    def _plan(self, image, kernel, spec):  # type: ignore[no-untyped-def]
+        raise AssertionError("the grid never plans a case")
+
+
+class OnGpu(SlowLoop):
+    """The same, on a GPU: the CPU budget does not apply."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, device="gpu")
+
+
+@pytest.fixture
+def plugins(monkeypatch: pytest.MonkeyPatch):
+    points = {
+        name: EntryPoint(name, f"{__name__}:{cls}", registry.ENTRY_POINT_GROUP)
+        for name, cls in [("example-loop", "SlowLoop"), ("example-gpu", "OnGpu")]
+    }
+    monkeypatch.setattr(registry, "_entry_point_backends", lambda: points)
+    registry.get_backend.cache_clear()
+    yield
+    registry.get_backend.cache_clear()
+
+
+@pytest.mark.usefixtures("plugins")
+def test_the_grid_asks_the_backend_object_not_its_name():
+    reason = suite.skip_reason("example-loop", 1024, 15, "float32")
+    assert reason == (
+        "example's pure-Python loop: 2.4e+08 multiply-adds (1024x1024 image, 15x15 kernel) exceed "
+        "the suite's budget of 1.6e+08 (about a second per call on one CPU core)"
+    )
+    assert suite.skip_reason("example-loop", 1024, 7, "float32") is None
+    assert suite.skip_reason("example-gpu", 8192, 15, "float64") is None
+
+
+def test_the_scipy_loop_is_slow_on_the_cpu_only():
+    assert convbench.get_backend("scipy-correlate2d").slow_method == "scipy.signal's direct loop"
+    assert convbench.get_backend("cupy-gpu").slow_method is None
+    assert all(convbench.get_backend(name).slow_method is None for name in CPU_BACKENDS[2:])
 
 
 def test_agreement_is_tracked_where_the_reference_is_cheap():
@@ -129,6 +178,40 @@ def test_peak_memory_is_measured_for_the_extreme_kernels():
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="must be one of"):
         suite.metric_skip_reason("speed", 64, 3)
+
+
+def test_the_grid_and_the_environment_import_no_backend_module():
+    code = (
+        "import sys, convbench.suite, convbench.environment; "
+        "print(sorted(m for m in sys.modules if m.startswith('convbench.backends.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['convbench.backends.base', 'convbench.backends.requirements']"
+
+
+def test_preimport_asks_each_installed_backend(monkeypatch: pytest.MonkeyPatch):
+    asked = []
+
+    class Found:
+        def __init__(self, name: str, requires: tuple[str, ...]) -> None:
+            self.name, self.requires = name, requires
+
+        def preimport(self) -> None:
+            asked.append(self.name)
+
+    found = {"here": Found("here", ("numpy",)), "absent": Found("absent", ("no_such_module",))}
+    monkeypatch.setattr(suite, "get_backend", found.__getitem__)
+    suite.preimport(("here", "absent"))
+    assert asked == ["here"]
+
+
+def test_scipy_preimport_loads_scipy_signal():
+    code = (
+        "import sys, convbench; convbench.get_backend('scipy-convolve2d').preimport(); "
+        "print('scipy.signal' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
 
 
 def test_skip_policy_imports_no_framework():
@@ -169,6 +252,8 @@ def test_setting_variants_cover_every_combination_and_parse_back():
     variants = suite.setting_variants()
     assert len(variants) == 4 + 2 + 2 + 2  # torch-cuda 2x2, tensorflow-gpu, jax-gpu, jax-cpu
     assert variants[0] == "torch-cuda tf32=True cudnn_benchmark=False"  # the library default
+    assert suite.default_variant("torch-cuda") == variants[0]
+    assert suite.default_variant("jax-cpu") == "jax-cpu precision=default"
     for variant in variants:
         backend, options = suite.parse_variant(variant)
         assert suite.variant_name(backend, options) == variant

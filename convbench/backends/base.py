@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from convbench.backends.requirements import missing_requirement
 from convbench.spec import ConvSpec, Padding, check_inputs
 
 
@@ -119,6 +121,11 @@ class Backend(ABC):
     # Settings that change speed or numbers, each with the values it accepts; None in
     # ``options`` means "the library's default, untouched".
     option_values: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    # The suites' time budget on a CPU (convbench.suite.skip_reason) assumes a library's own
+    # vectorised kernel: a fraction of a nanosecond per multiply-add. A method several times
+    # slower (a direct loop over the kernel's taps) names itself here, in the words of a skip
+    # reason ("scipy.signal's direct loop"), and gets the suites' low budget in every dtype.
+    slow_method: str | None = None
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         self.name = name
@@ -162,14 +169,18 @@ class Backend(ABC):
     @functools.cached_property
     def unavailable_reason(self) -> str | None:
         """Why this backend cannot run here (imports the framework), or None if it can."""
-        from convbench.registry import missing_requirement
-
         missing = missing_requirement(self.requires, self.needs_gpu)
         return missing or self._device_missing()
 
     def _device_missing(self) -> str | None:
         """Ask the framework whether the device is there; None when it is."""
         return None
+
+    def preimport(self) -> None:
+        """Import this backend's framework (installed), and touch no device: asv's forkserver
+        imports once what every forked benchmark then finds loaded (``convbench.suite``)."""
+        for module in self.requires:
+            importlib.import_module(module)
 
     def dtype_unsupported(self, dtype: str) -> str | None:
         if dtype in self.dtypes:

@@ -70,6 +70,9 @@ class TensorFlowBackend(Backend):
         super().__init__(name, device)
         self.tf_device = TF_DEVICES[device]
 
+    def preimport(self) -> None:
+        import_tensorflow()
+
     def _device_missing(self) -> str | None:
         tf = import_tensorflow()
 
