@@ -1,20 +1,18 @@
-"""convbench.explain: every relation between two results, random shapes, and what it must refuse."""
+"""convbench.explain: every relation between two results, random shapes, and what it must refuse
+(the command line: test_explain_cli.py)."""
 
 from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 
 import numpy as np
 import pytest
 import scipy.signal
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convbench
-from convbench.cli import main
 from convbench.explain import ORIENTATIONS, TRANSFORMS, compose, relative
 from convbench.spec import BOUNDARIES, MODES, OPS, ConvSpec
 
@@ -387,77 +385,17 @@ def test_seed_keras_conv2d_same_vs_scipy_convolve2d_transposed() -> None:
     check_seed_explanation(convbench.explain(keras_out, user, image, kernel))
 
 
-# --- the command line ---------------------------------------------------------------------------
+# --- the package --------------------------------------------------------------------------------
 
 
-def test_cli_with_npy_files(tmp_path) -> None:
-    image, kernel = case(kshape=(4, 4))
-    arrays = {
-        "image": image,
-        "kernel": kernel,
-        "actual": conv(image, kernel),
-        "expected": conv(image, kernel, op="convolve"),
-        "noise": np.random.default_rng(1).standard_normal(image.shape),
-    }
-    for name, array in arrays.items():
-        np.save(tmp_path / f"{name}.npy", array)
-    files = {name: str(tmp_path / f"{name}.npy") for name in arrays}
-    inputs = ["--image", files["image"], "--kernel", files["kernel"]]
-    result = CliRunner().invoke(main, ["explain", files["actual"], files["expected"], *inputs])
-    assert result.exit_code == 0, result.output
-    assert "cross-correlation" in result.output and "even kernel" in result.output
-    unexplained = CliRunner().invoke(main, ["explain", files["actual"], files["noise"], *inputs])
-    assert unexplained.exit_code == 1 and "Not explained" in unexplained.output
-    as_json = CliRunner().invoke(
-        main, ["explain", files["actual"], files["expected"], *inputs, "--json"]
-    )
-    fields = json.loads(as_json.output)
-    assert fields["transform"] == "rot180" and fields["offset"] == [1, 1]
+def test_the_public_names_are_one_object_wherever_imported() -> None:
+    # ``import convbench.explain.search as search`` would fail: the package's attribute
+    # ``convbench.explain`` is the function, so submodules are reached through ``from``.
+    from convbench.explain import KERNEL_CODE, Explanation, explain, message, search
 
-
-def test_cli_with_backends(tmp_path) -> None:
-    args = [
-        "explain",
-        "--backends",
-        "scipy-correlate2d",
-        "scipy-convolve2d",
-        "--size",
-        "48x40",
-        "--kernel-size",
-        "3",
-        "--spec",
-        "full,wrap",
-        "--spec-b",
-        "convolve,same",
-        "--transform-b",
-        "transpose",
-        "--save",
-        str(tmp_path),
-    ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    assert "actual   = scipy-correlate2d correlate[mode=full,boundary=wrap] on kernel" in (
-        result.output
-    )
-    assert "expected = scipy-convolve2d convolve[mode=same,boundary=wrap] on kernel.T" in (
-        result.output
-    )
-    assert "transform='antitranspose'" in result.output and "boundary='wrap'" in result.output
-    assert "'full' vs 'same' output size" in result.output
-    saved = {p.stem for p in tmp_path.glob("*.npy")}
-    assert saved == {"image", "kernel", "actual", "expected"}
-    assert np.load(tmp_path / "image.npy").shape == (48, 40)
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["explain"],
-        ["explain", "--backends", "scipy-convolve2d", "scipy-correlate2d", "--spec", "sideways"],
-        ["explain", "--backends", "scipy-convolve2d", "scipy-correlate2d", "--size", "0"],
-        ["explain", "--backends", "scipy-convolve2d", "no-such-backend"],
-    ],
-)
-def test_cli_bad_usage_exits_2(args) -> None:
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2, result.output
+    assert convbench.explain is explain and convbench.Explanation is Explanation
+    assert ORIENTATIONS is search.ORIENTATIONS and KERNEL_CODE is message.KERNEL_CODE
+    assert set(KERNEL_CODE) == set(ORIENTATIONS)
+    kernel = case()[1]
+    for name, code in KERNEL_CODE.items():
+        assert np.array_equal(eval(code, {"np": np, "kernel": kernel}), ORIENTATIONS[name](kernel))

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 import numpy as np
+from numpy.lib import format as npy_format
 
+from convbench import atomic
 from convbench.backends.base import BackendUnavailable
-from convbench.explain import KERNEL_CODE, ORIENTATIONS, explain
+from convbench.explain import KERNEL_CODE, ORIENTATIONS, Explanation, checked_input, explain
 from convbench.registry import get_backend
 from convbench.spec import BOUNDARIES, MODES, OPS, ConvSpec
 
@@ -45,6 +47,194 @@ def parse_shape(text: str) -> tuple[int, int]:
     return sizes
 
 
+# Version 3.0 is 2.0 with a utf-8 header: read as latin-1, only non-ASCII field names garble,
+# never whether a field holds objects (all this reading asks before read_array).
+_HEADER_READERS = {
+    (1, 0): npy_format.read_array_header_1_0,
+    (2, 0): npy_format.read_array_header_2_0,
+    (3, 0): npy_format.read_array_header_2_0,
+}
+
+
+class NpyError(Exception):
+    """A file that holds no array of numbers in .npy format; the message says what it is."""
+
+
+def read_npy(path: str) -> np.ndarray:
+    """The array in the .npy file at ``path``, or NpyError saying what else the file is. Never
+    unpickles: a file of Python objects is refused, not run."""
+    with open(path, "rb") as file:
+        start = file.read(len(npy_format.MAGIC_PREFIX))
+        if start != npy_format.MAGIC_PREFIX:
+            what = (
+                f"it begins with {start!r}, where np.save writes {npy_format.MAGIC_PREFIX!r}"
+                if start
+                else "it is empty"
+            )
+            raise NpyError(f"{path!r} is not an .npy file: {what}")
+        file.seek(0)
+        try:
+            version = npy_format.read_magic(file)
+            if version not in _HEADER_READERS:
+                major, minor = version
+                raise NpyError(
+                    f"{path!r} is a version {major}.{minor} .npy file; convbench reads "
+                    "versions 1.0 to 3.0"
+                )
+            dtype = _HEADER_READERS[version](file)[2]
+            if dtype.hasobject:
+                raise NpyError(
+                    f"{path!r} holds Python objects (dtype {dtype}), not numbers: save a numeric "
+                    "array, e.g. np.save(path, np.asarray(values, dtype=np.float32))"
+                )
+            file.seek(0)
+            return npy_format.read_array(file, allow_pickle=False)
+        except (ValueError, EOFError) as error:
+            raise NpyError(f"{path!r} is not a readable .npy file: {error}") from error
+
+
+class NpyArray(click.Path):
+    """An .npy file holding what explain() accepts as ``what``; the value is the array."""
+
+    name = "npy"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(exists=True, dir_okay=False, readable=True)
+        self.what = what
+
+    def convert(self, value, param, ctx) -> np.ndarray:
+        if isinstance(value, np.ndarray):
+            return value
+        path = super().convert(value, param, ctx)
+        try:
+            return checked_input(read_npy(path), self.what)
+        except NpyError as error:
+            self.fail(str(error), param, ctx)
+        except OSError as error:
+            self.fail(f"{path!r} cannot be read: {error.strerror}", param, ctx)
+        except (TypeError, ValueError) as error:
+            self.fail(f"{path!r}: {error}", param, ctx)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """The four arrays explain() reads."""
+
+    image: np.ndarray
+    kernel: np.ndarray
+    actual: np.ndarray
+    expected: np.ndarray
+
+    def explain(self) -> Explanation:
+        return explain(self.actual, self.expected, self.image, self.kernel)
+
+
+@dataclasses.dataclass(frozen=True)
+class Generated:
+    """A seeded random-normal image and kernel (the kernel from ``seed + 1``)."""
+
+    shape: tuple[int, int]
+    kernel_shape: tuple[int, int]
+    dtype: str
+    seed: int
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        image = np.random.default_rng(self.seed).standard_normal(self.shape)
+        kernel = np.random.default_rng(self.seed + 1).standard_normal(self.kernel_shape)
+        return image.astype(self.dtype), kernel.astype(self.dtype)
+
+    def __str__(self) -> str:
+        shape, kshape = ("x".join(map(str, s)) for s in (self.shape, self.kernel_shape))
+        return (
+            f"image {shape} {self.dtype} (seed {self.seed}), kernel {kshape} (seed {self.seed + 1})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """What one backend is asked to compute: its spec, on the kernel in one orientation."""
+
+    backend: str
+    spec: ConvSpec
+    transform: str
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.spec} on {KERNEL_CODE[self.transform]}"
+
+    def run(self, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        try:
+            backend = get_backend(self.backend)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="'--backends'") from error
+        oriented = np.ascontiguousarray(ORIENTATIONS[self.transform](kernel))
+        try:
+            return backend.prepare(image, oriented, self.spec).result()
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
+        except (BackendUnavailable, NotImplementedError) as error:
+            raise click.ClickException(str(error)) from error
+
+
+def _from_files(files: dict[str, np.ndarray | None], save: str | None) -> Case:
+    """Files mode: the arrays of ACTUAL EXPECTED --image --kernel, all four required."""
+    if save:
+        raise click.UsageError("--save keeps the arrays of a --backends run")
+    if any(array is None for array in files.values()):
+        raise click.UsageError(
+            "give ACTUAL EXPECTED .npy files with --image and --kernel, or --backends A B"
+        )
+    return Case(**files)
+
+
+def _from_backends(
+    sides: tuple[Side, Side], generated: Generated, save: str | None, quiet: bool
+) -> Case:
+    """Backends mode: run each side on the generated case, saying what ran unless ``quiet``, and
+    keep the four arrays in the folder ``save``."""
+    folder = _save_folder(save)
+    image, kernel = generated.arrays()
+    results = {}
+    for label, side in zip(("actual", "expected"), sides, strict=True):
+        results[label] = side.run(image, kernel)
+        if not quiet:
+            click.echo(f"{label:<8} = {side}")
+    if not quiet:
+        click.echo(f"{generated}\n")
+    case = Case(image, kernel, **results)
+    if folder is not None:
+        for label, array in vars(case).items():
+            _save_npy(folder / f"{label}.npy", array)
+    return case
+
+
+def _save_folder(save: str | None) -> Path | None:
+    """The --save folder, created before anything runs so that a bad path fails first."""
+    if not save:
+        return None
+    folder = Path(save)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot create folder {save!r}: {error.strerror}", param_hint="'--save'"
+        ) from error
+    return folder
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    def write(temporary: Path) -> None:
+        # A file object, not the path: np.save would append '.npy' to the temporary's name.
+        with open(temporary, "wb") as file:
+            np.save(file, array)
+
+    try:
+        atomic.write_with(path, write)
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot write {str(path)!r}: {error.strerror}", param_hint="'--save'"
+        ) from error
+
+
 def _spec_option(name: str, help_text: str):
     return click.option(
         name,
@@ -64,36 +254,29 @@ def _transform_option(name: str, help_text: str):
     )
 
 
-def _load(path: str) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
-
-
-def _run_side(name: str, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    try:
-        backend = get_backend(name)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--backends") from error
-    try:
-        return backend.prepare(image, kernel, spec).result()
-    except ValueError as error:
-        raise click.UsageError(str(error)) from error
-    except (BackendUnavailable, NotImplementedError) as error:
-        raise click.ClickException(str(error)) from error
+def _shape_option(name: str, default: str, help_text: str):
+    return click.option(
+        name,
+        default=default,
+        show_default=True,
+        callback=lambda ctx, param, value: parse_shape(value),
+        help=help_text,
+    )
 
 
 @click.command("explain")
-@click.argument("actual", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.argument("expected", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--image", type=click.Path(exists=True, dir_okay=False), help="Image .npy (H, W).")
-@click.option("--kernel", type=click.Path(exists=True, dir_okay=False), help="Kernel .npy.")
+@click.argument("actual", required=False, type=NpyArray("actual"))
+@click.argument("expected", required=False, type=NpyArray("expected"))
+@click.option("--image", type=NpyArray("image"), help="Image .npy (H, W).")
+@click.option("--kernel", type=NpyArray("kernel"), help="Kernel .npy (KH, KW).")
 @click.option(
     "--backends",
     nargs=2,
     metavar="A B",
     help="Run backend A (actual) and B (expected) on one generated case instead of reading files.",
 )
-@click.option("--size", default="512", show_default=True, help="Generated image: N or HxW.")
-@click.option("--kernel-size", default="3", show_default=True, help="Generated kernel: K or KHxKW.")
+@_shape_option("--size", "512", "Generated image: N or HxW.")
+@_shape_option("--kernel-size", "3", "Generated kernel: K or KHxKW.")
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float64", "float16"]),
@@ -110,17 +293,17 @@ def _run_side(name: str, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) 
 @click.option("--json", "as_json", is_flag=True, help="Print the Explanation's fields as JSON.")
 @click.option(
     "--save",
-    type=click.Path(file_okay=False),
+    type=click.Path(file_okay=False, writable=True),
     help="With --backends: write image, kernel, actual and expected .npy files to this folder.",
 )
 def explain_command(
-    actual: str | None,
-    expected: str | None,
-    image: str | None,
-    kernel: str | None,
+    actual: np.ndarray | None,
+    expected: np.ndarray | None,
+    image: np.ndarray | None,
+    kernel: np.ndarray | None,
     backends: tuple[str, str] | None,
-    size: str,
-    kernel_size: str,
+    size: tuple[int, int],
+    kernel_size: tuple[int, int],
     dtype: str,
     seed: int,
     spec: dict[str, str],
@@ -140,45 +323,18 @@ def explain_command(
     Exit status: 0 when explained (identical results included), 1 when no known relation
     accounts for the difference or a backend could not run, 2 for bad usage.
     """
+    files = {"image": image, "kernel": kernel, "actual": actual, "expected": expected}
     if backends:
-        if actual or expected or image or kernel:
+        if any(array is not None for array in files.values()):
             raise click.UsageError("give either ACTUAL EXPECTED --image --kernel, or --backends")
-        rng_image, rng_kernel = np.random.default_rng(seed), np.random.default_rng(seed + 1)
-        image_array = rng_image.standard_normal(parse_shape(size)).astype(dtype)
-        kernel_array = rng_kernel.standard_normal(parse_shape(kernel_size)).astype(dtype)
-        sides = {
-            "actual": (backends[0], ConvSpec(**{**spec, **spec_a}), transform_a),
-            "expected": (backends[1], ConvSpec(**{**spec, **spec_b}), transform_b),
-        }
-        results = {}
-        for side, (name, side_spec, transform) in sides.items():
-            oriented = np.ascontiguousarray(ORIENTATIONS[transform](kernel_array))
-            results[side] = _run_side(name, image_array, oriented, side_spec)
-            if not as_json:
-                click.echo(f"{side:<8} = {name} {side_spec} on {KERNEL_CODE[transform]}")
-        if not as_json:
-            shape = "x".join(map(str, image_array.shape))
-            kshape = "x".join(map(str, kernel_array.shape))
-            click.echo(f"image {shape} {dtype} (seed {seed}), kernel {kshape} (seed {seed + 1})\n")
-        if save:
-            folder = Path(save)
-            folder.mkdir(parents=True, exist_ok=True)
-            arrays = {"image": image_array, "kernel": kernel_array, **results}
-            for label, array in arrays.items():
-                np.save(folder / f"{label}.npy", array)
+        sides = (
+            Side(backends[0], ConvSpec(**{**spec, **spec_a}), transform_a),
+            Side(backends[1], ConvSpec(**{**spec, **spec_b}), transform_b),
+        )
+        case = _from_backends(sides, Generated(size, kernel_size, dtype, seed), save, as_json)
     else:
-        if save:
-            raise click.UsageError("--save keeps the arrays of a --backends run")
-        if not (actual and expected and image and kernel):
-            raise click.UsageError(
-                "give ACTUAL EXPECTED .npy files with --image and --kernel, or --backends A B"
-            )
-        image_array, kernel_array = _load(image), _load(kernel)
-        results = {"actual": _load(actual), "expected": _load(expected)}
-    try:
-        explanation = explain(results["actual"], results["expected"], image_array, kernel_array)
-    except (TypeError, ValueError) as error:
-        raise click.UsageError(str(error)) from error
+        case = _from_files(files, save)
+    explanation = case.explain()
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(explanation), indent=1))
     else:
