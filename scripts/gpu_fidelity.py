@@ -1,13 +1,13 @@
-"""Do convbench's times of GPU ops agree with CUDA-event device time? (the GPU issue's check)
+"""Do convbench's times of GPU ops agree with CUDA-event device time?
 
-For each GPU backend and float32 case, three numbers per op:
+For each GPU backend and float32 case, these numbers per op:
 
 - ``do_bench``: ``triton.testing.do_bench`` (CUDA events around each call, L2 flushed between
   calls, median), the reference; its events are recorded on the stream the op runs on;
 - ``events``: CUDA events around a block of as many back-to-back launches as the timer's block,
   on the op's stream, median of 5 blocks: device time with the caches as warm as in the timer's
-  blocks, so that a difference from do_bench that is the L2 flush (small images fit in the H100's
-  50 MB L2) shows as such;
+  blocks, so that a difference from do_bench that is the L2 flush (small images fit in a
+  GPU's L2 cache: 50 MB on an H100) shows as such;
 - ``timer``: ``convbench.timing.Timer.of(prepared)``, blocks of launches and one device wait;
 - ``asv``: the committed asv result of the same case (``Conv.time_op``, and at 8192² the
   settings suite's library-default variant), when ``--results`` holds one for this machine.

@@ -1,31 +1,30 @@
 #!/usr/bin/env bash
-# There, on the lent GPU machine, through the device tool. Run scripts/gpu_prepare.sh here first
-# and name .whl in every call's `carry`. The whole plan is three calls, each one command:
+# On a GPU machine without internet whose python3 already holds the frameworks: the GPU run in
+# stages, each within a time budget. Fill .whl/ with scripts/gpu_prepare.sh on a connected machine
+# and copy the working tree with it (docs/gpu.md). OUT names the folder for what to bring back:
+# logs, the worst errors of the property tests (errors.json), the machine's results folder
+# (results.tgz) and fidelity.csv.
 #
-#   bash scripts/gpu_session.sh plan 1    # check, then the GPU backends' Conv times and errors
-#   bash scripts/gpu_session.sh plan 2    # settings, transfers, batches, peak memory on the GPU
-#   bash scripts/gpu_session.sh plan 3    # timing fidelity, then torch-cpu on this machine's CPU
-#
-# After each call, unpack $OUT's results.tgz into results/ here (it then travels to the next call
-# with the working tree) and commit it. Device time: a session has 30 minutes, a cold start
-# costs one or two of them, and a machine stays warm 30 s after a call: call 1 (~10 min with its
-# start), call 2 at once after it (~9.5 min), call 3 with what is left, its budget said with
-# CONVBENCH_BUDGET (seconds for the whole command, 540 unless said).
-#
-# The stages, for a call of their own:
 #   bash scripts/gpu_session.sh check            # GPU, versions, environment, property tests
 #   bash scripts/gpu_session.sh bench REGEX...   # slices of the asv suite (asv -b), one run each
 #   bash scripts/gpu_session.sh fidelity         # timer and asv vs triton's do_bench and events
 #
-# Every stage keeps to one deadline, CONVBENCH_BUDGET seconds after the script started, and
-# leaves CONVBENCH_RESERVE seconds (30) at the end for packing what comes back under $OUT: logs,
-# the worst errors of the property tests (errors.json), the machine's results folder
-# (results.tgz) and fidelity.csv.
+# The whole GPU run as three commands, most important first, each within the default budget:
+#
+#   bash scripts/gpu_session.sh plan 1    # check, then the GPU backends' Conv times and errors
+#   bash scripts/gpu_session.sh plan 2    # settings, transfers, batches, peak memory on the GPU
+#   bash scripts/gpu_session.sh plan 3    # timing fidelity, then torch-cpu on the same machine
+#
+# A command keeps to one deadline, CONVBENCH_BUDGET seconds (540) after it started: each step is
+# killed at the deadline, the log says how long each took, and CONVBENCH_RESERVE seconds (30) are
+# left for packing $OUT. Unpack results.tgz at the root of your checkout (tar xzf results.tgz) to
+# put the machine's results beside the others.
 set -euo pipefail
 deadline=${CONVBENCH_DEADLINE:-$(($(date +%s) + ${CONVBENCH_BUDGET:-540}))}
 export CONVBENCH_DEADLINE=$deadline
 cd "$(dirname "$0")/.."
-: "${OUT:?OUT is unset: this runs on the device machine, through the device tool}"
+: "${OUT:?OUT is unset: name the folder for logs and results, e.g. OUT=/tmp/convbench-gpu}"
+mkdir -p "$OUT"
 
 # Seconds left before the deadline, less the reserve.
 left() { echo $((deadline - $(date +%s) - ${CONVBENCH_RESERVE:-30})); }

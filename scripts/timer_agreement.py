@@ -4,7 +4,7 @@ Both timers time the very same callable (``Prepared.run`` of a convbench backend
 ``--rounds`` times each; the figure is the ratio of the medians of their medians. torch's Timer
 sets its own thread count (one unless told otherwise), so both run with ``--threads`` (default 1:
 on a small, shared machine two OpenMP threads fighting other processes for two cores make the op
-itself, not the timer, vary twentyfold).
+itself, not the timer, vary many-fold).
 
     python scripts/timer_agreement.py            # prints one line per case and the worst ratio
 """
@@ -32,7 +32,7 @@ CASES = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Many short rounds, alternating: both timers then see the same drifting load of a shared
-    # machine; a few long rounds compare one quiet minute with one busy minute (15-25% apart).
+    # machine; a few long rounds compare one quiet minute with one busy minute.
     parser.add_argument("--rounds", type=int, default=61)
     parser.add_argument("--min-run-time", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1)
