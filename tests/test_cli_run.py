@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from convbench.cli import main
-from convbench.cli.run_cmd import READERS, exit_code
+from convbench.cli.run_cmd import exit_code
+from convbench.sweep import read_records
 
 FIXTURE = Path(__file__).parent / "data" / "results"
 QUICK = ["--min-run-time", "0.01"]
@@ -58,7 +59,7 @@ def test_run_writes_json_and_parquet(tmp_path, suffix):
     result = invoke("run", "-b", "scipy-correlate2d", "--size", "16", "-k", "3", *QUICK, *spec,
                     "-o", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
-    records = READERS[suffix](out)
+    records = read_records(out)
     columns = ["backend", "size", "kernel", "op", "mode", "boundary", "status"]
     assert records[columns].values.tolist() == [
         ["scipy-correlate2d", 16, 3, "convolve", "full", "wrap", "ok"]

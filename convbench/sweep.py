@@ -1,0 +1,642 @@
+"""Cases -> outcomes -> records: the sweep behind ``convbench run`` and ``convbench compare``.
+
+A sweep times each case with ``convbench.timing`` and checks its result against the float64
+reference; one failing case never stops the others, and nothing a backend does loses a case that
+finished before it.
+
+How:
+
+- **Isolation.** Backends run in one worker process (multiprocessing, ``spawn`` context: a fresh
+  interpreter, never a fork of a process holding threads or a device), reused from case to case
+  so that a framework is imported once per sweep, not once per case. A segfault, ``sys.exit``,
+  ``os._exit``, a KeyboardInterrupt raised by a backend, an out-of-memory kill or a hang loses
+  that case only: it becomes the case's ``error`` with the reason ("worker process died with
+  signal SIGSEGV", "exceeded the per-case time limit of 300 s"), and the next case starts a new
+  worker. The worker ignores SIGINT (a terminal's Ctrl-C reaches the whole process group): the
+  driver decides what an interruption stops. On Linux the worker dies with its driver
+  (``PR_SET_PDEATHSIG``), so a kill -9 of the driver leaves no backend running on.
+- **The driver** (the calling process) makes each case's inputs and float64 reference once per
+  group of cases sharing them, sends image and kernel to the worker, receives the backend's
+  facts (``convbench.records.backend_facts``) before the work starts and its host result and
+  timing after, and judges the agreement itself.
+- **Nothing lost.** ``run_sweep`` appends each finished case's record to a JSON-lines *stream*
+  beside the requested output (``<output>.partial.jsonl``: one JSON object per line, as Python's
+  ``json`` writes it, NaN and Infinity included) as it finishes, and writes the requested CSV,
+  JSON, JSON-lines or Parquet file once at the end, atomically (``convbench.atomic``); then the
+  stream, whose records the output now holds, is removed. A stream is left behind only when the
+  run could not write its output (the driver was killed, the disk is full): it holds every case
+  that finished. SIGINT and SIGTERM stop a sweep between two waits of the driver: the case in
+  flight is abandoned, every finished one is written.
+
+Record fields (one flat row per case): the case (``backend``, ``size``, ``kernel``, ``dtype``,
+``batch``, ``op``, ``mode``, ``boundary``), ``status`` (``STATUSES``), ``reason`` (why a case is
+not ok; None when it is), the facts of ``convbench.records.FACTS`` (None where the backend could
+not give them), and for a case that ran: ``median_s``, ``q25_s``, ``q75_s``, ``spread``,
+``number``, ``samples``, ``gb_per_s``, ``max_rel``, ``max_abs``, ``rel_l2``, ``ok``, ``warning``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convbench import atomic
+from convbench.agreement import agreement
+from convbench.backends.base import BackendUnavailable
+from convbench.failures import describe
+from convbench.records import FACTS, backend_facts
+from convbench.reference import reference
+from convbench.registry import get_backend
+from convbench.spec import ConvSpec, numpy_dtype
+from convbench.suite import make_inputs
+from convbench.timing import Measurement, Task, Timer
+
+# "unsupported": the backend (or this machine) cannot do the case: a dtype it lacks, an absent
+# device, inputs too large to hold; "error": anything else went wrong, the worker's death
+# included; "mismatch": it ran, outside tolerance.
+STATUSES = ("ok", "mismatch", "unsupported", "error")
+FAILED = ("error", "mismatch")
+STREAM_SUFFIX = ".partial.jsonl"
+# Long enough for a framework's first import and a large CPU case; a hang is still found.
+DEFAULT_CASE_TIMEOUT = 300.0
+# How often the driver, waiting for the worker, looks at the time limit and at a stop signal.
+POLL_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+@dataclass(frozen=True)
+class Case:
+    """One combination of the sweep, for one backend."""
+
+    backend: str
+    size: int
+    kernel: int
+    dtype: str
+    batch: int
+    spec: ConvSpec
+
+    def __str__(self) -> str:
+        batch = f",batch={self.batch}" if self.batch > 1 else ""
+        return f"{self.backend}[size={self.size},kernel={self.kernel},dtype={self.dtype}{batch}]"
+
+    @property
+    def inputs_key(self) -> tuple:
+        """What the inputs and the reference depend on: cases sharing it share them."""
+        return (self.size, self.kernel, self.dtype, self.batch, self.spec)
+
+    def fields(self) -> dict[str, Any]:
+        """The case's part of its record."""
+        return {
+            "backend": self.backend,
+            "size": self.size,
+            "kernel": self.kernel,
+            "dtype": self.dtype,
+            "batch": self.batch,
+            "op": self.spec.op,
+            "mode": self.spec.mode,
+            "boundary": self.spec.boundary,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A case's record (one flat row for pandas) and its host result when it ran."""
+
+    record: dict[str, Any]
+    output: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How each case is measured: seconds of samples, the input seed, the per-case time limit
+    (seconds the worker may take for one case, its framework's first import included)."""
+
+    min_run_time: float = 0.2
+    seed: int = 0
+    case_timeout: float = DEFAULT_CASE_TIMEOUT
+
+
+def build_cases(
+    backends: Iterable[str],
+    sizes: Iterable[int],
+    kernels: Iterable[int],
+    dtypes: Iterable[str],
+    batch: int,
+    spec: ConvSpec,
+) -> list[Case]:
+    """Cases ordered so that those sharing inputs (and the reference) are adjacent."""
+    backends = list(backends)
+    return [
+        Case(b, s, k, d, batch, spec)
+        for s, k, d in itertools.product(sizes, kernels, dtypes)
+        for b in backends
+    ]
+
+
+def not_run(case: Case, status: str, reason: str, facts: dict | None = None) -> Outcome:
+    """The record of a case that did not run to the end, with why."""
+    return Outcome(
+        {**case.fields(), **(facts or dict.fromkeys(FACTS)), "status": status, "reason": reason}
+    )
+
+
+def failure(case: Case, error: BaseException, facts: dict | None = None) -> Outcome:
+    """The record of a case that raised: 'unsupported' when the backend declined it (a dtype it
+    lacks, a device that is absent), otherwise 'error' with the error's first line (named 'out of
+    memory' when it is one, whichever framework raised it)."""
+    if isinstance(error, (NotImplementedError, BackendUnavailable)):
+        return not_run(case, "unsupported", str(error), facts)
+    if isinstance(error, SystemExit):
+        return not_run(case, "error", f"the backend called sys.exit({error.code!r})", facts)
+    if isinstance(error, KeyboardInterrupt):
+        return not_run(case, "error", "the backend raised KeyboardInterrupt", facts)
+    return not_run(case, "error", describe(error), facts)
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can take without swapping (Linux
+    ``MemAvailable``), or None where that is not known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def driver_bytes(case: Case) -> int:
+    """Bytes the driver holds at once for ``case``: the inputs, their float64 padded copy, the
+    reference, the backend's result and the float64 temporaries of the agreement."""
+    image_shape = (case.size, case.size) if case.batch == 1 else (case.batch, case.size, case.size)
+    kernel_shape = (case.kernel, case.kernel)
+    pad = case.spec.padding(kernel_shape)
+    pixels = int(np.prod(image_shape))
+    padded = (
+        pixels
+        // (case.size * case.size)
+        * ((case.size + pad.top + pad.bottom) * (case.size + pad.left + pad.right))
+    )
+    outputs = int(np.prod(case.spec.output_shape(image_shape, kernel_shape)))
+    itemsize = numpy_dtype(case.dtype).itemsize
+    # float64: the image and its padded copy, the reference with one tap's product beside it,
+    # and in the agreement both sides as float64 and their difference.
+    return pixels * itemsize + 8 * (pixels + padded) + outputs * (itemsize + 8 * 5)
+
+
+def refusal(case: Case) -> str | None:
+    """Why ``case`` is refused before anything is allocated, or None. The one place a case is
+    turned down up front: a case whose inputs and reference alone outgrow this machine's free
+    memory would take the driver (and every finished case) down with it."""
+    free = available_memory()
+    needed = driver_bytes(case)
+    if free is not None and needed > free:
+        return (
+            f"the inputs and float64 reference need about {needed / 2**30:.3g} GiB; "
+            f"{free / 2**30:.3g} GiB of memory is available"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the driver sends the worker: one case and its inputs."""
+
+    case: Case
+    image: np.ndarray
+    kernel: np.ndarray
+    min_run_time: float
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The worker's first answer to a job, sent before the backend starts work, so that a case
+    whose worker dies still records them."""
+
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """The worker's answer for a case that ran: its host result and its timing."""
+
+    output: np.ndarray
+    measurement: Measurement
+
+
+def attempt(job: Job, tell: Callable[[Facts], object]) -> Ran | Outcome:
+    """Run ``job`` with its backend (in the worker); whatever the backend raises, even
+    ``SystemExit`` or ``KeyboardInterrupt``, is the case's failure."""
+    case = job.case
+    try:
+        backend = get_backend(case.backend)
+    except Exception as error:  # a plugin that fails to load fails its cases only
+        return failure(case, error)
+    facts = backend_facts(backend, case.dtype, terms=case.kernel**2)
+    tell(Facts(facts))
+    try:
+        prepared = backend.prepare(job.image, job.kernel, case.spec)
+        timer = Timer.of(prepared, Task(case.backend, str(case)))
+        measurement = timer.blocked_autorange(job.min_run_time)
+        return Ran(prepared.result(), measurement)
+    except BaseException as error:  # a case's failure (OOM, a library bug) is that case's result
+        return failure(case, error, facts)
+
+
+def die_with(parent: int) -> None:
+    """Make this process end when ``parent`` does, so that a killed driver leaves no backend
+    running (Linux; elsewhere the worker ends at its next read of the closed pipe)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the driver died before the request above was made
+        os._exit(1)
+
+
+def serve(connection: Any, parent: int) -> None:
+    """The worker's loop: answer jobs until the driver closes the pipe."""
+    # Ctrl-C in a terminal signals the whole process group; the driver decides what it stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with(parent)
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        connection.send(attempt(job, connection.send))
+
+
+def death(exitcode: int | None) -> str:
+    """Why the worker is gone, from its exit code (negative: the signal that killed it)."""
+    if exitcode is None:
+        return "worker process stopped answering"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        # The out-of-memory killer sends SIGKILL; nothing else in a sweep does.
+        extra = " (the system's out-of-memory killer sends it)" if name == "SIGKILL" else ""
+        return f"worker process died with signal {name}{extra}"
+    return f"worker process exited with status {exitcode} while running the case"
+
+
+class Stop:
+    """Set by SIGINT or SIGTERM (``stop_signals``): the sweep ends before its next case."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signal = signal.Signals(signum)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Stop]:
+    """SIGINT and SIGTERM set the yielded ``Stop`` instead of raising, while inside; the
+    previous handlers are restored after. Outside the main thread (where Python cannot set
+    handlers) the ``Stop`` is never set."""
+    stop = Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class Worker:
+    """The process that runs backends: started on first use and again after it dies."""
+
+    def __init__(self, case_timeout: float) -> None:
+        self.case_timeout = case_timeout
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._connection: Any = None
+
+    def _start(self) -> None:
+        ours, theirs = self._context.Pipe()
+        # daemon: never outlives the driver's interpreter (a backend cannot start
+        # multiprocessing children of its own from it).
+        self._process = self._context.Process(
+            target=serve, args=(theirs, os.getpid()), name="convbench-worker", daemon=True
+        )
+        self._process.start()
+        theirs.close()
+        self._connection = ours
+
+    def _gone(self) -> str:
+        """Reap a dead (or hopeless) worker and say why it is gone."""
+        self._connection.close()
+        self._process.join(timeout=5)
+        if self._process.exitcode is None:
+            self._process.kill()
+            self._process.join()
+        reason = death(self._process.exitcode)
+        self._process = self._connection = None
+        return reason
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._gone()
+
+    def close(self) -> None:
+        """Let the worker end (it reads the closed pipe), killing it if it does not soon."""
+        if self._process is not None:
+            self._gone()
+
+    def run(self, job: Job, stop: Stop) -> tuple[dict | None, Ran | Outcome] | None:
+        """The worker's facts and answer for ``job``; None when ``stop`` was set meanwhile (the
+        worker is then killed and the case abandoned)."""
+        if self._process is None:
+            self._start()
+        facts = None
+        deadline = time.monotonic() + self.case_timeout
+        try:
+            self._connection.send(job)
+            while True:
+                if stop.signal is not None:
+                    self.kill()
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.kill()
+                    limit = f"exceeded the per-case time limit of {self.case_timeout:g} s"
+                    return facts, not_run(job.case, "error", limit, facts)
+                if not self._connection.poll(min(remaining, POLL_SECONDS)):
+                    continue
+                message = self._connection.recv()
+                if not isinstance(message, Facts):
+                    return facts, message
+                facts = message.facts
+        except (EOFError, OSError):  # the pipe closed under us: the worker died
+            return facts, not_run(job.case, "error", self._gone(), facts)
+
+
+def judge(case: Case, facts: dict | None, answer: Ran | Outcome, ref: np.ndarray) -> Outcome:
+    """The record of a case from the worker's answer: agreement with the reference, timing."""
+    if isinstance(answer, Outcome):
+        return answer
+    output, measurement = answer.output, answer.measurement
+    facts = facts or dict.fromkeys(FACTS)
+    try:
+        agree = agreement(output, ref, terms=case.kernel**2, precision=facts["precision"])
+    except Exception as error:  # e.g. a backend returning the wrong shape
+        return failure(case, error, facts)
+    # The least traffic any implementation has: read image and kernel once, write the output.
+    pixels = case.batch * case.size * case.size
+    moved = numpy_dtype(case.dtype).itemsize * (pixels + case.kernel**2 + output.size)
+    record = {
+        **case.fields(),
+        **facts,
+        "status": "ok" if agree.ok else "mismatch",
+        "reason": None if agree.ok else str(agree),
+        "median_s": measurement.median,
+        "q25_s": measurement.q25,
+        "q75_s": measurement.q75,
+        "spread": measurement.spread,
+        "number": measurement.number,
+        "samples": len(measurement.raw_times),
+        "gb_per_s": moved / measurement.median / 1e9 if measurement.median > 0 else None,
+        "max_rel": agree.max_rel,
+        "max_abs": agree.max_abs,
+        "rel_l2": agree.rel_l2,
+        "ok": agree.ok,
+        "warning": "; ".join(measurement.warnings),
+    }
+    return Outcome(record, output)
+
+
+def sweep(
+    cases: Sequence[Case],
+    options: SweepOptions | None = None,
+    *,
+    stop: Stop | None = None,
+    announce: Callable[[Case], object] | None = None,
+) -> Iterator[tuple[Case, Outcome]]:
+    """Each case and its outcome, in order, as each finishes; ``announce(case)`` is called as a
+    case starts. Ends early, without the case in flight, when ``stop`` is set. Close the
+    iterator (``contextlib.closing``) when leaving it early: that ends the worker."""
+    options = options or SweepOptions()
+    stop = stop or Stop()
+    worker = Worker(options.case_timeout)
+    try:
+        for key, group in itertools.groupby(cases, key=lambda c: c.inputs_key):
+            if stop.signal is not None:
+                return
+            group = list(group)
+            first = group[0]
+            refused = refusal(first)
+            if refused:
+                for case in group:
+                    yield case, not_run(case, "unsupported", refused)
+                continue
+            try:
+                image, kernel = make_inputs(*key[:4], seed=options.seed)
+                ref = reference(image, kernel, first.spec)
+            except Exception as error:  # bad inputs for this spec: every backend's case fails
+                for case in group:
+                    yield case, failure(case, error)
+                continue
+            for case in group:
+                if stop.signal is not None:
+                    return
+                if announce is not None:
+                    announce(case)
+                answered = worker.run(Job(case, image, kernel, options.min_run_time), stop)
+                if answered is None:
+                    return
+                yield case, judge(case, *answered, ref)
+    finally:
+        worker.close()
+
+
+def load_stream(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (a stream or a ``.jsonl`` output), in order. A line that
+    is not a JSON object (the torn last line of a killed writer) is skipped."""
+    found = []
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    found.append(record)
+    return found
+
+
+def _json_lines(records: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, default=str) + "\n" for record in records)
+
+
+# pandas is imported where a table is written or read, not at module level: the worker imports
+# this module and has no use for it.
+def _frame(records: Iterable[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(list(records))
+
+
+WRITERS: dict[str, Callable[[list[dict[str, Any]], Path], object]] = {
+    ".csv": lambda records, path: _frame(records).to_csv(path, index=False),
+    ".json": lambda records, path: _frame(records).to_json(path, orient="records", indent=1),
+    ".jsonl": lambda records, path: path.write_text(_json_lines(records), encoding="utf-8"),
+    ".parquet": lambda records, path: _frame(records).to_parquet(path, index=False),
+}
+
+
+def read_records(path: str | os.PathLike):
+    """The records of a file written by ``write_records`` (or a stream), as a DataFrame; the
+    format is the suffix. OSError or ValueError when the file cannot be read as one."""
+    import pandas as pd
+
+    path = Path(path)
+    suffix = ".jsonl" if path.name.endswith(STREAM_SUFFIX) else path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix == ".json":
+        return pd.read_json(path, orient="records")
+    if suffix == ".jsonl":
+        return pd.DataFrame(load_stream(path))
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    raise ValueError(f"{str(path)!r} must end in one of {sorted(WRITERS)}")
+
+
+class OutputError(Exception):
+    """An output path that cannot be written; the message names it and why."""
+
+
+def _why(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def check_folder(folder: Path) -> None:
+    """OutputError unless ``folder`` exists (or can be made) and takes a new file: found before
+    any work, not after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OutputError(f"cannot write in folder {str(folder)!r}: {_why(error)}") from error
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a sweep's records go: ``path`` (its suffix picks the format, ``WRITERS``), written
+    once at the end, atomically; ``stream`` beside it gets each record as its case finishes."""
+
+    path: Path
+
+    @property
+    def stream(self) -> Path:
+        return self.path.with_name(self.path.name + STREAM_SUFFIX)
+
+    def check(self) -> None:
+        """OutputError unless the records can be written: a known suffix, a folder that exists
+        (or can be made) and takes a new file, and no stream of an earlier run that did not
+        end holding cases (it is not overwritten)."""
+        if self.path.suffix.lower() not in WRITERS:
+            raise OutputError(
+                f"{str(self.path)!r} must end in one of {sorted(WRITERS)}: the suffix is the format"
+            )
+        if self.path.is_dir():
+            raise OutputError(f"{str(self.path)!r} is a folder; give a file name")
+        check_folder(self.path.parent)
+        # Only a regular file can hold records (a device such as /dev/full reads forever).
+        kept = len(load_stream(self.stream)) if self.stream.is_file() else 0
+        if kept:
+            raise OutputError(
+                f"{str(self.stream)!r} holds {kept} finished cases of an earlier run that did not "
+                "end; keep them (rename the file; `convbench compare` reads it) or delete it"
+            )
+
+    def open_stream(self) -> None:
+        """Start an empty stream (after ``check``)."""
+        try:
+            self.stream.write_text("", encoding="utf-8")
+        except OSError as error:
+            raise OutputError(f"cannot write {str(self.stream)!r}: {_why(error)}") from error
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add one finished case to the stream, in one write."""
+        with open(self.stream, "a", encoding="utf-8") as stream:
+            stream.write(_json_lines([record]))
+
+    def finish(self, records: list[dict[str, Any]]) -> None:
+        """Write ``records`` to ``path`` atomically, then drop the stream they came through."""
+        try:
+            atomic.write_with(
+                self.path, lambda temporary: WRITERS[self.path.suffix.lower()](records, temporary)
+            )
+        except OSError as error:
+            raise OutputError(f"cannot write {str(self.path)!r}: {_why(error)}") from error
+        self.stream.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """What ``run_sweep`` left: the finished cases' outcomes, how many cases were planned, the
+    signal that stopped it (None when it ran to the end), and what could not be written."""
+
+    outcomes: tuple[Outcome, ...]
+    planned: int
+    stopped_by: signal.Signals | None = None
+    write_error: str | None = None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [outcome.record for outcome in self.outcomes]
+
+
+def run_sweep(
+    cases: Sequence[Case],
+    options: SweepOptions | None = None,
+    output: Output | None = None,
+    announce: Callable[[Case], object] | None = None,
+) -> SweepRun:
+    """``sweep`` with nothing lost: each finished case streamed to ``output.stream``, all of them
+    written to ``output.path`` at the end (also after SIGINT or SIGTERM, which stop the sweep
+    cleanly). A stream that cannot be appended to stops the sweep: what finished is still
+    written to the output if it can be. OutputError when the stream cannot even be started."""
+    outcomes: list[Outcome] = []
+    problems: list[str] = []
+    with stop_signals() as stop:
+        if output is not None:
+            output.open_stream()
+        with contextlib.closing(sweep(cases, options, stop=stop, announce=announce)) as running:
+            for _, outcome in running:
+                outcomes.append(outcome)
+                if output is None:
+                    continue
+                try:
+                    output.append(outcome.record)
+                except OSError as error:
+                    problems.append(
+                        f"cannot append to {str(output.stream)!r}: {_why(error)}; "
+                        f"the sweep stopped after {len(outcomes)} cases"
+                    )
+                    break
+        if output is not None:
+            try:
+                output.finish([outcome.record for outcome in outcomes])
+            except OutputError as error:
+                kept = "" if problems else f"; the finished cases are in {str(output.stream)!r}"
+                problems.append(f"{error}{kept}")
+    return SweepRun(tuple(outcomes), len(cases), stop.signal, "; ".join(problems) or None)
