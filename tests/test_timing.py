@@ -4,17 +4,25 @@ scripts/timer_agreement.py, whose output the README records."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import os
 import re
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convbench
+from convbench.load import BUSY_CORES, Load
 from convbench.timing import (
+    MIN_SAMPLES,
     Measurement,
     Task,
     Timer,
@@ -54,10 +62,95 @@ def test_measurement_statistics_are_per_call():
     assert "op[case]: median 3 ms" in str(m)
 
 
-def test_narrow_spread_has_no_warning_and_few_samples_do():
-    steady = Measurement(Task("op"), 1, (1.0, 1.01, 0.99, 1.0, 1.0))
+def test_narrow_spread_is_trusted_and_few_samples_are_not():
+    steady = Measurement(Task("op"), 1, (1.0, 1.01, 0.99, 1.0, 1.0, 1.0))
+    assert steady.noisy_reasons == ()
+    assert not steady.noisy
     assert steady.warnings == ()
-    assert any("only 2 samples" in w for w in Measurement(Task("op"), 1, (1.0, 1.0)).warnings)
+    few = Measurement(Task("op"), 1, (1.0, 1.0))
+    assert few.noisy
+    assert few.noisy_reasons == (
+        "only 2 samples: too few for a 95% confidence interval of the median (at least 6)",
+    )
+
+
+def test_wide_spread_is_noisy_with_its_reason():
+    wide = Measurement(Task("op"), 1, (1.0, 1.0, 1.2, 1.4, 1.4, 1.4))
+    assert wide.spread == pytest.approx((1.4 - 1.05) / 1.3)  # numpy's linear quartiles
+    assert wide.noisy
+    assert wide.noisy_reasons == ("wide spread: IQR is 27% of the median (> 10%)",)
+
+
+def _load(other_cores, busy_threads=None):
+    return Load(1.0, 2, other_cores, 0.5, 0.6, busy_threads)
+
+
+def test_background_load_above_a_quarter_core_is_noisy():
+    times = (1.0,) * 6
+    assert not Measurement(Task("op"), 1, times, load=_load(BUSY_CORES)).noisy
+    assert not Measurement(Task("op"), 1, times, load=_load(None)).noisy  # unknown
+    busy = Measurement(Task("op"), 1, times, load=_load(1.2))
+    assert busy.noisy_reasons == (
+        "busy machine: other processes used 1.20 of 2 cores while measured (> 0.25 cores)",
+    )
+
+
+def test_more_busy_threads_than_given_is_a_warning_not_noise():
+    m = Measurement(Task("op", threads=1), 1, (1.0,) * 6, load=_load(0.0, busy_threads=2))
+    assert not m.noisy
+    assert m.warnings == ("2 threads were busy while the op was given 1",)
+    fewer = Measurement(Task("op", threads=4), 1, (1.0,) * 6, load=_load(0.0, busy_threads=2))
+    assert fewer.warnings == ()
+
+
+def test_confidence_interval_of_the_median_is_two_order_statistics():
+    # Ten samples: P(2nd smallest <= median <= 9th smallest) = 1 - 2 * 11 / 1024 = 97.9%, the
+    # narrowest pair of ranks reaching 95% (3rd..8th gives 89%).
+    m = Measurement(Task("op"), 1, tuple(float(t) for t in (7, 3, 9, 1, 5, 10, 2, 8, 4, 6)))
+    assert m.confidence_interval == (2.0, 9.0)
+    six = Measurement(Task("op"), 2, (2.0, 4.0, 6.0, 8.0, 10.0, 12.0))
+    assert six.confidence_interval == (1.0, 6.0)  # per call: the smallest and the largest
+    assert Measurement(Task("op"), 1, (1.0,) * 5).confidence_interval is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(1e-6, 1.0), min_size=MIN_SAMPLES, max_size=60))
+def test_confidence_interval_holds_the_median_within_the_samples(times):
+    m = Measurement(Task("op"), 1, tuple(times))
+    low, high = m.confidence_interval
+    assert min(times) <= low <= m.median <= high <= max(times)
+
+
+def test_facts_are_flat_and_complete():
+    m = Measurement(
+        Task("op", "case", threads=2),
+        number=10,
+        raw_times=tuple(float(t) for t in range(1, 11)),
+        overhead=0.001,
+        load=Load(0.5, 2, 0.1, 0.3, 0.4, 2),
+    )
+    assert m.facts() == {
+        "median_s": pytest.approx(0.55),
+        "q25_s": pytest.approx(0.325),
+        "q75_s": pytest.approx(0.775),
+        "spread": pytest.approx(0.45 / 0.55),
+        "ci_low_s": pytest.approx(0.2),
+        "ci_high_s": pytest.approx(0.9),
+        "samples": 10,
+        "number": 10,
+        "overhead": 0.001,
+        "threads": 2,
+        "busy_threads": 2,
+        "other_cores": 0.1,
+        "cores": 2,
+        "load_average_start": 0.3,
+        "load_average_end": 0.4,
+        "noisy": True,
+        "noisy_reasons": ["wide spread: IQR is 82% of the median (> 10%)"],
+    }
+    assert json.loads(json.dumps(m.facts())) == m.facts()
+    bare = Measurement(Task("op"), 1, (1.0,) * 6).facts()
+    assert [bare[k] for k in ("threads", "busy_threads", "other_cores", "cores")] == [None] * 4
 
 
 @pytest.mark.parametrize(
@@ -84,7 +177,28 @@ def test_autorange_keeps_clock_overhead_under_one_percent():
     assert number == 100
 
 
-def test_blocked_autorange_warms_up_and_reports_the_scripted_time():
+class FixedProbe:
+    """A stand-in for LoadProbe that reads ``load`` whatever the machine does, and notes
+    which samples it enclosed."""
+
+    load = Load(0.2, 2, 0.0, 0.1, 0.1, 1)
+
+    def __init__(self) -> None:
+        self.result = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.result = self.load
+
+
+@pytest.fixture
+def quiet_machine(monkeypatch):
+    monkeypatch.setattr("convbench.timing.LoadProbe", FixedProbe)
+
+
+def test_blocked_autorange_warms_up_and_reports_the_scripted_time(quiet_machine):
     calls = []
     clock = ScriptedClock(per_call=2e-3)
     timer = Timer(lambda: calls.append(1), Task("op"), clock=clock, warmup=0.0)
@@ -94,7 +208,43 @@ def test_blocked_autorange_warms_up_and_reports_the_scripted_time():
     assert m.median == pytest.approx(2e-3)
     assert m.iqr == pytest.approx(0.0)
     assert m.overhead == 0.0
+    assert m.load == FixedProbe.load
+    assert not m.noisy
     assert len(calls) >= 1 + 1 + 2 + 5 + 7 * 5  # warm-up, autorange steps, samples
+
+
+class JitteryClock(ScriptedClock):
+    """A sample costs ``per_call`` per call times the next of ``factors``, in turn."""
+
+    def __init__(self, per_call: float, factors: tuple[float, ...]) -> None:
+        super().__init__(per_call)
+        self.factors = itertools.cycle(factors)
+
+    def sample(self, fn, number: int) -> float:
+        return super().sample(fn, number) * next(self.factors)
+
+
+def test_blocked_autorange_marks_a_jittery_op_noisy(quiet_machine):
+    clock = JitteryClock(1e-3, (1.0, 1.6, 0.8, 1.3))
+    m = Timer(lambda: None, "op", clock=clock, warmup=0.0).blocked_autorange(min_run_time=0.0)
+    assert m.samples == MIN_SAMPLES
+    assert m.noisy
+    assert m.noisy_reasons[0].startswith("wide spread")
+
+
+def test_blocked_autorange_takes_enough_samples_for_a_confidence_interval(quiet_machine):
+    m = Timer(lambda: None, "op", clock=ScriptedClock(1e-3), warmup=0.0).blocked_autorange(0.0)
+    assert m.samples == MIN_SAMPLES
+    assert m.confidence_interval == (pytest.approx(1e-3), pytest.approx(1e-3))
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
+def test_blocked_autorange_reads_the_load_over_its_samples():
+    m = Timer(lambda: time.sleep(1e-3), "sleep", warmup=0.0).blocked_autorange(0.05)
+    assert m.load.seconds >= 0.05
+    assert m.load.cores == os.cpu_count()
+    assert m.load.other_cores is not None
+    assert m.load.busy_threads == 0  # asleep, not busy
 
 
 def test_wall_clock_waits_for_the_device_around_each_block():
