@@ -9,8 +9,6 @@ from pathlib import Path
 import click
 from asv import util
 
-from convbench.report import build_report
-
 
 @click.command("report")
 @click.argument(
@@ -45,14 +43,23 @@ def report_command(
 
     The page opens from disk and works offline (figures are inline SVG, no scripts): per machine
     time against image size and throughput, CPU vs GPU speedups with and without transfers,
-    agreement with the float64 reference against the documented tolerances, each machine's
-    environment, and every skipped or failed case with its reason.
+    agreement with the float64 reference against the tolerances the run recorded, each
+    backend's library, device and precision as recorded, each machine's environment, and every
+    skipped or failed result with the reason its record gives.
 
     asv's own site (history per commit) is separate: `asv publish` writes it to asv.conf.json's
     html_dir (run here with --asv-publish), `asv preview` serves it.
 
     Exit status: 0 on success, 1 when the results cannot be read or hold nothing, 2 on bad usage.
     """
+    # The report needs matplotlib and Jinja2 (the 'report' extra): imported when it is built,
+    # so that the other commands run without them.
+    try:
+        from convbench.report import build_report
+    except ImportError as error:
+        raise click.ClickException(
+            f"the report needs {error.name or error}: pip install 'convbench[report]'"
+        ) from error
     from convbench.timing import copy_bandwidth
 
     try:

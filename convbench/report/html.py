@@ -1,4 +1,8 @@
-"""The report page as pure functions from data to HTML strings; nothing here touches the disk.
+"""The report page: the model's tables laid out as cells, rendered by Jinja2 templates.
+
+Python decides what each cell says (text, CSS class, colour); the templates in ``templates/``
+decide the markup, with autoescaping on, so no results text can become markup. The figures are
+matplotlib's SVG (``plots``), inserted as they are. Nothing here touches the disk.
 
 Self-contained on purpose: styles inline, figures inline SVG, no scripts, so ``index.html`` opens
 from disk, offline, and can be mailed as one file.
@@ -6,314 +10,307 @@ from disk, offline, and can be mailed as one file.
 
 from __future__ import annotations
 
-import html
+import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import jinja2
 import pandas as pd
 
-from convbench.report import plots, tables
+from convbench.report import plots
+from convbench.report.model import Model
 from convbench.timing import format_seconds
 
-CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2733;
-       margin: 0 auto; max-width: 1280px; padding: 0 24px 48px; }
-h1 { margin: 24px 0 4px; } h2 { margin-top: 36px; border-bottom: 2px solid #dfe5ec; }
-h3 { margin: 22px 0 6px; } .sub { color: #5b6b7c; margin: 0 0 12px; }
-.fixture { background: #fff4d6; border: 1px solid #e6c45c; padding: 6px 10px; }
-ul.glance li { margin: 3px 0; }
-table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13px; }
-th, td { padding: 3px 9px; border-bottom: 1px solid #e4e9ef; text-align: left;
-         vertical-align: top; }
-th { background: #f3f6f9; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.pass { color: #17683a; font-weight: 600; } td.fail { color: #b3261e; font-weight: 600; }
-td.heat { text-align: right; font-variant-numeric: tabular-nums; }
-nav a { margin-right: 14px; } svg { max-width: 100%; height: auto; }
-.env { display: flex; flex-wrap: wrap; gap: 24px; } .env > div { flex: 1 1 380px; }
-small, .note { color: #5b6b7c; }
-h3.fail { color: #b3261e; } summary { cursor: pointer; margin: 8px 0; }
-"""
 MISSING = "\u2013"  # an en dash in an empty cell
+UNKNOWN = "unknown"  # a fact that no record holds
 VERDICT_CSS = {"pass": "pass", "FAIL": "fail"}
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One table cell: text (escaped when rendered), a CSS class and an optional inline style."""
+    """One table cell: its text, a CSS class and an optional inline style."""
 
     text: str
     css: str = ""
     style: str = ""
 
-    def render(self) -> str:
-        css = f' class="{self.css}"' if self.css else ""
-        style = f' style="{self.style}"' if self.style else ""
-        return f"<td{css}{style}>{html.escape(self.text)}</td>"
-
 
 @dataclass(frozen=True)
-class ReportData:
-    """Everything the page shows; built by ``convbench.report.build_report``."""
+class Table:
+    """A table as the templates render it: a header (none when empty) and rows of cells."""
 
-    results: pd.DataFrame
-    environments: Mapping[str, dict]
-    bandwidth: Mapping[str, tuple[float, str]] = field(default_factory=dict)
-    generated: str = ""
-    source: str = ""
+    header: Sequence[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def known(value: object) -> str:
+    """A recorded fact as text, or 'unknown'."""
+    return UNKNOWN if _missing(value) else str(value)
 
 
 def number(value: float, digits: int = 3) -> Cell:
     return Cell(MISSING if _missing(value) else f"{value:.{digits}g}", "num")
 
 
-def seconds(value: float) -> Cell:
-    return Cell(MISSING if _missing(value) else format_seconds(value), "num")
-
-
-def ratio(value: float) -> Cell:
-    return Cell(MISSING if _missing(value) else f"{value:.3g}x", "num")
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Cell | str]], caption: str = "") -> str:
-    names = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    head = f"<thead><tr>{names}</tr></thead>" if any(header) else ""
-    body = "".join(
-        "<tr>"
-        + "".join((c if isinstance(c, Cell) else Cell(str(c))).render() for c in row)
-        + "</tr>"
-        for row in rows
+def table(header: Sequence[str], rows: Iterable[Sequence[Cell | str]]) -> Table:
+    return Table(
+        header, [[c if isinstance(c, Cell) else Cell(str(c)) for c in row] for row in rows]
     )
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}{head}<tbody>{body}</tbody></table>"
 
 
 def heat(ratio_to_tolerance: float, text: str) -> Cell:
-    """Green well inside the tolerance, through yellow, to red past it."""
+    """Green well inside the tolerance, through yellow, to red past it; no colour without a
+    tolerance."""
     if _missing(ratio_to_tolerance):
-        return Cell(MISSING, "heat")
+        return Cell(text, "heat")
     r = max(0.0, min(ratio_to_tolerance, 2.0)) / 2.0
     hue = 120 * (1 - r)
     return Cell(text, "heat", f"background: hsl({hue:.0f}, 70%, 85%)")
 
 
-def glance(data: ReportData) -> str:
-    """A few sentences: which is fastest, by how much, do they agree, what is missing."""
-    times = tables.op_times(data.results)
-    items = []
-    for machine, group in tables.fastest(times).groupby("machine"):
-        wins = group.fastest.value_counts()
-        ranking = ", ".join(
-            f"<b>{html.escape(name)}</b> in {count}" for name, count in wins.items()
-        )
-        largest = next(
-            group[group["size"] == group["size"].max()].sort_values("seconds").itertuples()
-        )
-        margin = (
-            f", {largest.margin:.2g}x ahead of {largest.runner_up}" if largest.runner_up else ""
-        )
-        items.append(
-            f"On <b>{html.escape(machine)}</b> the fastest backend is {ranking} of the "
-            f"{len(group)} cases; at {largest.size}x{largest.size} "
-            f"({largest.kernel}x{largest.kernel} kernel, {largest.dtype}) "
-            f"{html.escape(largest.fastest)} takes {format_seconds(largest.seconds)}"
-            f"{html.escape(margin)}."
-        )
-    pairs = tables.cpu_vs_gpu(data.results)
-    if not pairs.empty:
-        best = next(pairs.loc[[pairs.speedup.idxmax()]].itertuples())
-        items.append(
-            f"CPU vs GPU: up to <b>{best.speedup:.3g}x</b> ({html.escape(best.gpu_backend)} on "
-            f"{html.escape(best.gpu_machine)} vs {html.escape(best.cpu_backend)} on "
-            f"{html.escape(best.cpu_machine)}, {best.size}x{best.size}, k={best.kernel}, "
-            f"{best.dtype}); {best.speedup_end_to_end:.3g}x counting the host/device transfers."
-        )
-    agree = tables.agreement(data.results, data.environments)
-    bad = agree[~agree.ok]
-    text = f"Agreement: {int(agree.ok.sum())} of {len(agree)} results within tolerance"
-    if not bad.empty:
-        worst = next(bad.loc[[bad.ratio.idxmax()]].itertuples())
-        text += (
-            f"; <b>{len(bad)} outside</b>, worst {html.escape(worst.backend)} {worst.dtype} "
-            f"{worst.size}x{worst.size} k={worst.kernel} on {html.escape(worst.machine)} "
-            f"({worst.ratio:.3g}x its tolerance)"
-        )
-    items.append(text + ".")
-    status = data.results[data.results.suite == "Conv"].status.value_counts()
-    items.append(
-        f"Not run: {status.get('skipped', 0)} skipped and {status.get('failed', 0)} failed "
-        "Conv results, listed with reasons below."
-    )
-    return '<ul class="glance">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
-
-
-def _pivot(
+def pivot(
     frame: pd.DataFrame,
     rows: list[str],
     cell: Callable,
     column: str = "size",
     label: Callable[[object], str] = lambda size: f"{size}x{size}",
-) -> str:
-    """A row per ``rows`` key, a column per value of ``column``; ``cell(row)`` fills each."""
+) -> Table:
+    """A row per ``rows`` key (a missing key reads 'unknown'), a column per value of
+    ``column``; ``cell(row)`` fills each."""
     values = sorted(frame[column].unique())
     body = []
-    for key, group in frame.groupby(rows, sort=True):
+    for key, group in frame.groupby(rows, sort=True, dropna=False):
         by_value = {getattr(row, column): row for row in group.itertuples()}
-        key = key if isinstance(key, tuple) else (key,)
+        labels = [known(k) for k in key]
         body.append(
             [
-                *(Cell(str(k), VERDICT_CSS.get(str(k), "")) for k in key),
+                *(Cell(k, VERDICT_CSS.get(k, "")) for k in labels),
                 *(cell(by_value[v]) if v in by_value else Cell(MISSING) for v in values),
             ]
         )
-    return table([*rows, *map(label, values)], body)
-
-
-def details(summary: str, body: str) -> str:
-    """A folded block: the page stays short, every number is one click away, no script needed."""
-    return f"<details><summary>{summary}</summary>{body}</details>"
-
-
-def machine_section(data: ReportData, machine: str, colors: dict[str, str]) -> str:
-    times = tables.op_times(data.results)
-    times = times[times.machine == machine]
-    env = data.environments.get(machine, {})
-    gpu = env.get("gpu") or "no GPU"
-    parts = [
-        f'<h2 id="m-{html.escape(machine)}">Machine {html.escape(machine)}</h2>',
-        f'<p class="sub">{html.escape(str(env.get("cpu", "CPU not recorded")))}, '
-        f"{env.get('cores', '?')} cores; {html.escape(str(gpu))}</p>",
-    ]
-    if times.empty:
-        return "".join([*parts, "<p>No Conv.time_op results on this machine.</p>"])
-    parts.append(plots.time_vs_size(times, colors, f"{machine}: time per op (lower is better)"))
-    parts.append("<h3>Fastest backend per case</h3>")
-    parts.append(
-        _pivot(
-            tables.fastest(times),
-            ["dtype", "kernel"],
-            lambda r: Cell(
-                r.fastest + ("" if _missing(r.margin) else f" ({r.margin:.2g}x)"),
-                "num",
-            ),
-        )
-    )
-    parts.append('<p class="note">In brackets: how much slower the runner-up is.</p>')
-    floor, source = data.bandwidth.get(machine, (math.nan, "not recorded"))
-    flow = tables.throughput(times, {machine: floor})
-    parts.append("<h3>Throughput</h3>")
-    parts.append(
-        f'<p class="note">GB/s = bytes read and written (image, kernel, output) / median time, '
-        f"at the largest image each backend ran; in brackets its share of the memory-bandwidth "
-        f"floor, a numpy copy at {_gbps(floor)} ({html.escape(source)}).</p>"
-    )
-    largest = flow.sort_values("size").groupby(["backend", "dtype", "kernel"]).tail(1)
-    parts.append(
-        _pivot(
-            largest,
-            ["backend", "dtype"],
-            lambda r: Cell(
-                f"{r.gb_per_s:.3g} GB/s"
-                + ("" if _missing(r.of_bandwidth) else f" ({r.of_bandwidth:.0%})")
-                + f" at {r.size}x{r.size}",
-                "num",
-            ),
-            column="kernel",
-            label=lambda k: f"{k}x{k} kernel",
-        )
-    )
-    every = _pivot(
-        flow,
-        ["backend", "dtype", "kernel"],
-        lambda r: Cell(
-            f"{format_seconds(r.seconds)} · {r.gb_per_s:.3g} GB/s"
-            + ("" if _missing(r.of_bandwidth) else f" ({r.of_bandwidth:.0%})"),
-            "num",
-        ),
-    )
-    parts.append(details(f"Time per op and GB/s for all {len(flow)} cases", every))
-    batch = data.results[
-        (data.results.machine == machine)
-        & (data.results.suite == "ConvBatch")
-        & (data.results.metric == "time_op")
-        & (data.results.status == "ok")
-    ]
-    if not batch.empty:
-        parts.append("<h3>Batches</h3>")
-        parts.append(
-            _pivot(
-                batch.rename(columns={"value": "seconds"}),
-                ["backend", "dtype", "batch", "size"],
-                lambda r: Cell(
-                    f"{format_seconds(r.seconds)} ({format_seconds(r.seconds / r.batch)} an image)",
-                    "num",
-                ),
-                column="kernel",
-                label=lambda k: f"{k}x{k} kernel",
-            )
-        )
-    return "".join(parts)
+    return Table([*rows, *map(label, values)], body)
 
 
 def _gbps(value: float) -> str:
     return "(unknown)" if _missing(value) else f"{value:.3g} GB/s"
 
 
-def gpu_section(data: ReportData, colors: dict[str, str]) -> str:
-    pairs = tables.cpu_vs_gpu(data.results)
-    head = '<h2 id="gpu">CPU vs GPU</h2>'
-    if pairs.empty:
-        return head + (
-            "<p>No case ran on both a CPU backend and the same library's GPU backend "
-            "(e.g. torch-cpu and torch-cuda); run the suite on a GPU machine and commit its "
-            "results next to these.</p>"
+def _times(value: float) -> str:
+    return MISSING if _missing(value) else f"{value:.3g}x"
+
+
+def _share(value: float) -> str:
+    return "" if _missing(value) else f" ({value:.0%})"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class MachineWins:
+    """One machine's line in "at a glance"; ``largest`` is the ``Model.fastest`` row (a named
+    tuple) of its largest image."""
+
+    machine: str
+    wins: list[tuple[str, int]]
+    cases: int
+    largest: tuple
+
+
+@dataclass(frozen=True)
+class Glance:
+    """What "at a glance" says: which is fastest, by how much, do they agree, what is missing.
+    ``best_pair`` is the ``Model.pairs`` row of the largest speed-up, ``worst`` the
+    ``Model.agreement`` row furthest past its tolerance (named tuples)."""
+
+    machines: list[MachineWins]
+    best_pair: tuple | None
+    within: int
+    outside: int
+    no_verdict: int
+    worst: tuple | None
+
+
+def _row(frame: pd.DataFrame, index) -> tuple:
+    """Row ``index`` of ``frame`` as a named tuple (a Series' own attributes, such as ``size``
+    and ``dtype``, would hide columns of those names)."""
+    return next(frame.loc[[index]].itertuples())
+
+
+def glance(model: Model) -> Glance:
+    machines = []
+    for machine, group in model.fastest.groupby("machine"):
+        largest = next(
+            group[group["size"] == group["size"].max()].sort_values("seconds").itertuples()
         )
+        wins = list(group.fastest.value_counts().items())
+        machines.append(MachineWins(machine, wins, len(group), largest))
+    pairs = model.pairs
+    agree = model.agreement
+    outside = agree[agree.ok.eq(False)]
+    return Glance(
+        machines=machines,
+        best_pair=_row(pairs, pairs.speedup.idxmax()) if not pairs.empty else None,
+        within=int(agree.ok.eq(True).sum()),
+        outside=len(outside),
+        no_verdict=int(agree.ok.isna().sum()),
+        worst=_row(outside, outside.ratio.idxmax()) if not outside.empty else None,
+    )
+
+
+@dataclass(frozen=True)
+class MachineView:
+    """A machine's section; the tables are None where the machine has no Conv.time_op result."""
+
+    machine: str
+    cpu: str
+    cores: str
+    gpu: str
+    plot: str | None = None
+    fastest: Table | None = None
+    floor: str = ""
+    floor_source: str = ""
+    throughput: Table | None = None
+    cases: int = 0
+    every: Table | None = None
+    batches: Table | None = None
+
+
+def machine_section(model: Model, machine: str, colors: dict[str, str]) -> MachineView:
+    env = model.environments.get(machine, {})
+    times = model.times[model.times.machine == machine]
+    described = {
+        "machine": machine,
+        "cpu": str(env.get("cpu") or "CPU not recorded"),
+        "cores": str(env.get("cores") or "?"),
+        "gpu": str(env.get("gpu") or "no GPU recorded"),
+    }
+    if times.empty:
+        return MachineView(**described)
+    floor, source = model.bandwidth.get(machine, (math.nan, "not recorded"))
+    flow = model.throughput[model.throughput.machine == machine]
+    largest = flow.sort_values("size").groupby(["backend", "dtype", "kernel"]).tail(1)
+    batches = model.batches[model.batches.machine == machine]
+    return MachineView(
+        **described,
+        plot=plots.time_vs_size(times, colors, f"{machine}: time per op (lower is better)"),
+        fastest=pivot(
+            model.fastest[model.fastest.machine == machine],
+            ["dtype", "kernel"],
+            lambda r: Cell(
+                r.fastest + ("" if _missing(r.margin) else f" ({r.margin:.2g}x)"), "num"
+            ),
+        ),
+        floor=_gbps(floor),
+        floor_source=source,
+        throughput=pivot(
+            largest,
+            ["backend", "dtype"],
+            lambda r: Cell(
+                f"{r.gb_per_s:.3g} GB/s{_share(r.of_bandwidth)} at {r.size}x{r.size}", "num"
+            ),
+            column="kernel",
+            label=lambda k: f"{k}x{k} kernel",
+        ),
+        cases=len(flow),
+        every=pivot(
+            flow,
+            ["backend", "dtype", "kernel"],
+            lambda r: Cell(
+                f"{format_seconds(r.seconds)} · {r.gb_per_s:.3g} GB/s{_share(r.of_bandwidth)}",
+                "num",
+            ),
+        ),
+        batches=None
+        if batches.empty
+        else pivot(
+            batches,
+            ["backend", "dtype", "batch", "size"],
+            lambda r: Cell(
+                f"{format_seconds(r.seconds)} ({format_seconds(r.seconds / r.batch)} an image)",
+                "num",
+            ),
+            column="kernel",
+            label=lambda k: f"{k}x{k} kernel",
+        ),
+    )
+
+
+def _upto(size: float) -> Cell:
+    return Cell(MISSING if _missing(size) else f"up to {int(size)}x{int(size)}", "num")
+
+
+@dataclass(frozen=True)
+class GpuView:
+    """The CPU vs GPU section (None on the page where no case ran on a GPU and its twin)."""
+
+    plot: str
+    speedups: Table
+    losses: Table
+    transfers: Table
+
+
+def gpu_section(model: Model, colors: dict[str, str]) -> GpuView | None:
+    pairs = model.pairs
+    if pairs.empty:
+        return None
     float32 = pairs[pairs.dtype == "float32"]
-    figure = plots.speedups(float32 if not float32.empty else pairs, colors)
     pairs = pairs.assign(
         CPU=pairs.cpu_backend + " @ " + pairs.cpu_machine,
         GPU=pairs.gpu_backend + " @ " + pairs.gpu_machine,
     )
-    speedup = _pivot(
-        pairs,
-        ["CPU", "GPU", "kernel", "dtype"],
-        lambda r: Cell(f"{r.speedup:.3g}x · {r.speedup_end_to_end:.3g}x", "num"),
-    )
-    transfers = pairs.drop_duplicates(["GPU", "kernel", "dtype", "size"])
-    transfer = _pivot(
-        transfers,
-        ["GPU", "kernel", "dtype"],
-        lambda r: Cell(f"{format_seconds(r.transfer_s)} (op {format_seconds(r.gpu_s)})", "num"),
-    )
-    return "".join(
-        [
-            head,
-            '<p class="note">CPU time / GPU time for the same case. The first number is the op '
-            "alone with the data already on the device (Conv.time_op); the second counts the "
-            "host/device transfers too (Transfer.time_end_to_end): what a caller holding numpy "
-            "arrays gets.</p>",
-            figure,
-            speedup,
-            "<h3>Where the GPU loses</h3>",
-            _losses(pairs),
-            "<h3>Transfer cost</h3>",
-            '<p class="note">Transfer.time_end_to_end minus the op: upload of the image and '
-            "download of the result.</p>",
-            transfer,
-        ]
+    losses = model.losses
+    lost = losses[losses.op_loses_up_to.notna() | losses.end_to_end_loses_up_to.notna()]
+    return GpuView(
+        plot=plots.speedups(float32 if not float32.empty else model.pairs, colors),
+        speedups=pivot(
+            pairs,
+            ["CPU", "GPU", "kernel", "dtype"],
+            lambda r: Cell(f"{_times(r.speedup)} · {_times(r.speedup_end_to_end)}", "num"),
+        ),
+        losses=table(
+            ["GPU", "CPU", "kernel", "dtype", "op alone", "with transfers"],
+            [
+                [
+                    f"{r.gpu_backend} @ {r.gpu_machine}",
+                    f"{r.cpu_backend} @ {r.cpu_machine}",
+                    Cell(str(r.kernel), "num"),
+                    r.dtype,
+                    _upto(r.op_loses_up_to),
+                    _upto(r.end_to_end_loses_up_to),
+                ]
+                for r in lost.itertuples()
+            ],
+        ),
+        transfers=pivot(
+            pairs.drop_duplicates(["GPU", "kernel", "dtype", "size"]),
+            ["GPU", "kernel", "dtype"],
+            lambda r: Cell(
+                f"{format_seconds(r.transfer_s)} (op {format_seconds(r.gpu_s)})"
+                if not _missing(r.transfer_s)
+                else MISSING,
+                "num",
+            ),
+        ),
     )
 
 
-def settings_section(data: ReportData) -> str:
-    sweep = tables.settings_sweep(data.results)
-    head = '<h2 id="settings">Settings: TF32, cuDNN autotuning, JAX precision</h2>'
+def _error(max_rel: float, ratio: float, precision: object) -> str:
+    if _missing(ratio):
+        return f"max_rel {max_rel:.2g} (no tolerance recorded)"
+    return f"max_rel {max_rel:.2g} ({ratio:.2g} of {known(precision)} tol.)"
+
+
+def settings_section(model: Model) -> Table | None:
+    sweep = model.settings
     if sweep.empty:
-        return head + "<p>No ConvSettings results.</p>"
+        return None
 
     def cell(r) -> Cell:
         text = format_seconds(r.seconds)
@@ -321,94 +318,99 @@ def settings_section(data: ReportData) -> str:
             text += f" ({r.vs_default:.3g}x)"
         if _missing(r.max_rel):
             return Cell(text, "num")
-        text += f" · max_rel {r.max_rel:.2g} ({r.ratio:.2g} of {r.precision} tol.)"
-        return heat(r.ratio, text)
+        return heat(r.ratio, f"{text} · {_error(r.max_rel, r.ratio, r.precision)}")
 
     sweep = sweep.assign(
-        setting=[
-            s + (" (default)" if d else "")
-            for s, d in zip(sweep.setting, sweep.default, strict=True)
+        variant=[
+            v + (" (default)" if d else "")
+            for v, d in zip(sweep.variant, sweep.default, strict=True)
         ]
     )
-    return "".join(
-        [
-            head,
-            '<p class="note">The same float32 op under each setting that changes speed or '
-            "numbers (ConvSettings): time per op, in brackets the speed-up over the library's "
-            "default setting on that machine (above 1: faster), and the error against the "
-            "float64 reference where it was tracked, as a share of the tolerance of the "
-            "arithmetic the setting asks for (TF32 or float32; colour as under Agreement). "
-            "Every number names the setting that "
-            "produced it; the other suites run with the library defaults, recorded per "
-            "backend under Environments.</p>",
-            _pivot(sweep, ["machine", "backend", "setting", "kernel"], cell),
-        ]
-    )
+    return pivot(sweep, ["machine", "variant", "precision", "kernel"], cell)
 
 
-def _losses(pairs: pd.DataFrame) -> str:
-    losses = tables.gpu_losses(pairs)
-    lost = losses[losses.op_loses_up_to.notna() | losses.end_to_end_loses_up_to.notna()]
-    if lost.empty:
-        return "<p>The GPU backend is faster than its CPU twin in every paired case.</p>"
-
-    def upto(size: float) -> Cell:
-        return Cell(MISSING if _missing(size) else f"up to {int(size)}x{int(size)}", "num")
-
-    rows = [
-        [
-            f"{r.gpu_backend} @ {r.gpu_machine}",
-            f"{r.cpu_backend} @ {r.cpu_machine}",
-            Cell(str(r.kernel), "num"),
-            r.dtype,
-            upto(r.op_loses_up_to),
-            upto(r.end_to_end_loses_up_to),
-        ]
-        for r in lost.itertuples()
-    ]
-    return (
-        '<p class="note">Images at and below these sizes ran slower on the GPU than on the CPU '
-        "(speedup below 1): launch and synchronization costs that small images cannot hide, and "
-        "with transfers, the copies to and from the device.</p>"
-        + table(["GPU", "CPU", "kernel", "dtype", "op alone", "with transfers"], rows)
-    )
+def _verdict(ok: pd.Series) -> str:
+    if ok.eq(False).any():
+        return "FAIL"
+    return "pass" if ok.notna().all() else "no tolerance recorded"
 
 
-def agreement_section(data: ReportData) -> str:
-    agree = tables.agreement(data.results, data.environments)
-    head = '<h2 id="agreement">Agreement with the float64 reference</h2>'
+@dataclass(frozen=True)
+class AgreementView:
+    summary: Table
+    results: int
+    every: Table
+
+
+def _tolerance(value: float) -> str:
+    return UNKNOWN if _missing(value) else f"{value:.2g}"
+
+
+def agreement_section(model: Model) -> AgreementView | None:
+    agree = model.agreement
     if agree.empty:
-        return head + "<p>No Conv.track_max_rel results.</p>"
-    worst = agree.loc[agree.groupby(["machine", "backend", "dtype", "size"]).ratio.idxmax()]
-    passed = worst.groupby(["machine", "backend", "dtype"]).ok.transform("all")
-    summary = _pivot(
-        worst.assign(verdict=passed.map({True: "pass", False: "FAIL"})),
-        ["machine", "backend", "dtype", "precision", "verdict"],
-        lambda r: heat(r.ratio, f"{r.max_rel:.2g} ({r.ratio:.2g} of tol., k={r.kernel})"),
+        return None
+    keys = ["machine", "backend", "dtype"]
+    worst = agree.sort_values(["ratio", "max_rel"], ascending=False).drop_duplicates(
+        [*keys, "size"]
     )
-    every = _pivot(
-        agree,
-        ["machine", "backend", "dtype", "kernel", "precision"],
-        lambda r: heat(r.ratio, f"{r.max_rel:.2g} / {r.tolerance:.2g}"),
-    )
-    return "".join(
-        [
-            head,
-            '<p class="note">max_rel = max |result &minus; reference| / max |reference| '
-            "(reference: the same op in float64 on the CPU), against the tolerance "
-            "8·u·√(k²) for the unit roundoff u of the precision the arithmetic ran in (TF32 where "
-            "the recorded settings allowed it). Each cell is the kernel size closest to its "
-            "tolerance; colour: green well inside the tolerance, red past it.</p>",
-            summary,
-            details(f"max_rel / tolerance for all {len(agree)} results", every),
-        ]
+    verdicts = {key: _verdict(group.ok) for key, group in agree.groupby(keys)}
+    worst = worst.assign(verdict=[verdicts[k] for k in zip(*(worst[c] for c in keys), strict=True)])
+    return AgreementView(
+        summary=pivot(
+            worst,
+            ["machine", "backend", "dtype", "precision", "verdict"],
+            lambda r: heat(
+                r.ratio,
+                f"{r.max_rel:.2g} (k={r.kernel})"
+                if _missing(r.ratio)
+                else f"{r.max_rel:.2g} ({r.ratio:.2g} of tol., k={r.kernel})",
+            ),
+        ),
+        results=len(agree),
+        every=pivot(
+            agree,
+            ["machine", "backend", "dtype", "kernel", "precision"],
+            lambda r: heat(r.ratio, f"{r.max_rel:.2g} / {_tolerance(r.tolerance)}"),
+        ),
     )
 
 
-def environment_section(data: ReportData) -> str:
-    parts = ['<h2 id="environment">Environments</h2><div class="env">']
-    for machine, env in sorted(data.environments.items()):
-        floor, source = data.bandwidth.get(machine, (math.nan, "not recorded"))
+def backends_section(model: Model) -> Table:
+    rows = []
+    for r in model.backends.itertuples():
+        # A recorded backend without a twin has none (a CPU backend); unrecorded, it is unknown.
+        twin = MISSING if _missing(r.cpu_twin) and r.recorded else known(r.cpu_twin)
+        precision = " · ".join(f"{dtype}: {known(p)}" for dtype, p in r.precision.items())
+        rows.append(
+            [
+                r.machine,
+                r.backend,
+                known(r.library),
+                known(r.device),
+                twin,
+                precision or MISSING,
+                Cell(str(r.ok), "num"),
+                Cell(str(r.skipped), "num"),
+                Cell(str(r.failed), "num"),
+                Cell(str(r.recorded), "num"),
+            ]
+        )
+    header = ["machine", "backend", "library", "device", "CPU twin", "precision by dtype"]
+    return table([*header, "ran", "skipped", "failed", "recorded"], rows)
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    machine: str
+    facts: Table
+    backends: Table
+
+
+def environment_section(model: Model) -> list[EnvironmentView]:
+    machines = []
+    for machine, env in sorted(model.environments.items()):
+        floor, source = model.bandwidth.get(machine, (math.nan, "not recorded"))
         facts = [
             ("collected", env.get("collected")),
             ("CPU", env.get("cpu")),
@@ -432,83 +434,87 @@ def environment_section(data: ReportData) -> str:
             ]
             for name, b in sorted((env.get("backends") or {}).items())
         ]
-        parts.append(
-            f"<div><h3>{html.escape(machine)}</h3>"
-            + table([], [[k, MISSING if v is None else str(v)] for k, v in facts])
-            + table(["backend", "available", "settings / reason"], backends)
-            + "</div>"
+        machines.append(
+            EnvironmentView(
+                machine,
+                table([], [[k, MISSING if v is None else str(v)] for k, v in facts]),
+                table(["backend", "available", "settings / reason"], backends),
+            )
         )
-    if not data.environments:
-        parts.append("<p>No convbench-environment.json found next to the results.</p>")
-    return "".join([*parts, "</div>"])
+    return machines
 
 
-def not_run_section(data: ReportData) -> str:
-    missing = tables.not_run(data.results, data.environments)
-    parts = ['<h2 id="not-run">Skipped and failed</h2>']
-    if missing.empty:
-        return parts[0] + "<p>Every case ran.</p>"
-    header = ["machine", "backend", "reason", "benchmarks", "dtypes", "sizes", "cases"]
+@dataclass(frozen=True)
+class NotRunView:
+    """The skipped or the failed results, grouped by machine, backend and reason; ``count`` is
+    the model's one count of them."""
+
+    count: int
+    groups: int
+    table: Table
+
+
+def not_run_section(model: Model) -> dict[str, NotRunView]:
+    missing = model.not_run
+    header = ["machine", "backend", "reason", "benchmarks", "dtypes", "sizes", "results"]
+    views = {}
     for status in ("failed", "skipped"):
         chosen = missing[missing.status == status]
-        if chosen.empty:
-            parts.append(f"<p>No case {status}.</p>")
-            continue
-        rows = [
-            [
-                r.machine,
-                r.backend,
-                r.reason,
-                r.benchmarks,
-                r.dtypes,
-                r.sizes,
-                Cell(str(r.cases), "num"),
-            ]
-            for r in chosen.itertuples()
-        ]
-        count = int(chosen.cases.sum())
-        summary = f"{count} {status} result{'s' if count > 1 else ''} in {len(chosen)} group"
-        summary += "s" if len(chosen) > 1 else ""
-        if status == "failed":
-            parts.append(f'<h3 class="fail">{summary}</h3>{table(header, rows)}')
-        else:
-            parts.append(
-                f"<details><summary><b>{summary}</b>: backends missing on a machine and cases "
-                f"the suite leaves out by design (show)</summary>{table(header, rows)}</details>"
-            )
-    return "".join(parts)
+        views[status] = NotRunView(
+            count=getattr(model.counts, status),
+            groups=len(chosen),
+            table=table(
+                header,
+                [
+                    [
+                        r.machine,
+                        r.backend,
+                        r.reason,
+                        r.benchmarks,
+                        r.dtypes,
+                        r.sizes,
+                        Cell(str(r.results), "num"),
+                    ]
+                    for r in chosen.itertuples()
+                ],
+            ),
+        )
+    return views
 
 
-def page(data: ReportData) -> str:
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The page's templates, read from the installed package; autoescaping on."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("convbench.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["seconds"] = format_seconds
+    environment.filters["plural"] = _plural
+    environment.tests["known"] = lambda value: not _missing(value)
+    return environment
+
+
+def page(model: Model) -> str:
     """The whole ``index.html``."""
-    machines = sorted(data.results.machine.unique())
-    colors = plots.backend_colors(data.results.backend.dropna())
-    fixture = [env["fixture"] for env in data.environments.values() if env.get("fixture")]
-    banner = f'<p class="fixture">{html.escape(fixture[0])}</p>' if fixture else ""
-    nav = "".join(f'<a href="#m-{html.escape(m)}">{html.escape(m)}</a>' for m in machines)
-    nav += '<a href="#gpu">CPU vs GPU</a><a href="#settings">settings</a>'
-    nav += '<a href="#agreement">agreement</a>'
-    nav += '<a href="#environment">environments</a><a href="#not-run">skipped/failed</a>'
-    body = [
-        "<h1>convbench report</h1>",
-        f'<p class="sub">2-D convolution, correlate mode="same", zero padding; '
-        f"{len(machines)} machine(s) from {html.escape(data.source)}; generated "
-        f"{html.escape(data.generated)}. History per commit: <code>asv publish</code>.</p>",
-        banner,
-        f"<nav>{nav}</nav>",
-        "<h2>At a glance</h2>",
-        glance(data),
-        *(machine_section(data, m, colors) for m in machines),
-        gpu_section(data, colors),
-        settings_section(data),
-        agreement_section(data),
-        environment_section(data),
-        not_run_section(data),
-    ]
+    colors = plots.backend_colors(model.results.backend.dropna())
+    fixture = [env["fixture"] for env in model.environments.values() if env.get("fixture")]
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>convbench report</title><style>{CSS}</style></head><body>"
-        + "\n".join(body)
-        + "</body></html>\n"
+        templates()
+        .get_template("page.html")
+        .render(
+            model=model,
+            fixture=fixture[0] if fixture else None,
+            glance=glance(model),
+            machines=[machine_section(model, m, colors) for m in model.machines],
+            gpu=gpu_section(model, colors),
+            settings=settings_section(model),
+            agreement=agreement_section(model),
+            backends=backends_section(model),
+            environments=environment_section(model),
+            not_run=not_run_section(model),
+        )
     )

@@ -1,7 +1,13 @@
-"""Figures as inline SVG strings (matplotlib, Agg): the page needs no files and no network."""
+"""Figures as inline SVG strings (matplotlib, Agg): the page needs no files and no network.
+
+Labels carry results text (backend and machine names): it goes through ``plain``, so a ``$`` in
+a name is a dollar sign, not mathtext, and TeX is off while a figure is drawn. matplotlib's SVG
+writer escapes the text itself, which is why the page can insert these figures as markup.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 
 import matplotlib
@@ -12,7 +18,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 DTYPE_STYLE = {"float32": "-", "float64": ":", "float16": "--", "bfloat16": "-."}
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.grid": True})
+STYLE = {
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.grid": True,
+    "text.usetex": False,
+}
+
+
+def plain(text: object) -> str:
+    """Results text for a label, shown as written: ``$`` escaped so mathtext leaves it alone."""
+    return str(text).replace("$", r"\$")
 
 
 def backend_colors(backends) -> dict[str, str]:
@@ -39,6 +55,18 @@ def size_ticks(ax, sizes) -> None:
     ax.get_xaxis().set_minor_locator(matplotlib.ticker.NullLocator())
 
 
+def styled(draw):
+    """Run a figure function under ``STYLE``, leaving the caller's rcParams as they were."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+@styled
 def time_vs_size(times: pd.DataFrame, colors: dict[str, str], title: str) -> str:
     """Seconds per op against image size, log-log: a panel per kernel size, a line per backend
     (line style per dtype)."""
@@ -68,7 +96,7 @@ def time_vs_size(times: pd.DataFrame, colors: dict[str, str], title: str) -> str
                 marker="o",
                 markersize=3,
                 color=colors[backend],
-                label=f"{backend} {dtype}",
+                label=plain(f"{backend} {dtype}"),
             )
         ax.set(xscale="log", yscale="log", title=f"{kernel}x{kernel} kernel", xlabel="image size")
         ax.tick_params(labelleft=True)
@@ -82,10 +110,11 @@ def time_vs_size(times: pd.DataFrame, colors: dict[str, str], title: str) -> str
                 handles.append(handle)
                 labels.append(label)
     figure.legend(handles, labels, loc="outside right center", frameon=False)
-    figure.suptitle(title, fontweight="bold")
+    figure.suptitle(plain(title), fontweight="bold")
     return to_svg(figure)
 
 
+@styled
 def speedups(pairs: pd.DataFrame, colors: dict[str, str]) -> str:
     """CPU time / GPU time against image size: solid for the op alone, dashed end to end."""
     figure, ax = plt.subplots(figsize=(10.5, 3.4), layout="constrained")
@@ -93,7 +122,7 @@ def speedups(pairs: pd.DataFrame, colors: dict[str, str]) -> str:
         cpu_machine, cpu_backend, gpu_machine, gpu_backend = key
         for (kernel, dtype), case in line.groupby(["kernel", "dtype"]):
             case = case.sort_values("size")
-            label = (
+            label = plain(
                 f"{gpu_backend}@{gpu_machine} vs {cpu_backend}@{cpu_machine}, k={kernel} {dtype}"
             )
             color = colors[gpu_backend]

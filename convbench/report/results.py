@@ -1,13 +1,22 @@
-"""asv results (all machines under a results dir) -> one long pandas DataFrame.
+"""asv results and what the run recorded beside them -> one long pandas DataFrame.
 
-Files are read with asv's own ``asv.results`` API. One row per benchmark, machine and parameter
-combination of the convolution suites (benchmarks without a backend and a size are left to asv's
-own site); for each machine only its newest commit is kept (asv's site shows history).
+A machine's folder holds asv's result files (read with asv's own ``asv.results`` API), the run's
+per-case records (``convbench-records.jsonl``, see ``convbench.records``) and its environment
+record (``convbench-environment.json``). One row per benchmark, machine and case of the
+convolution suites (benchmarks without a size and a backend or variant are left to asv's own
+site); for each machine only its newest commit is kept (asv's site shows history).
+
+asv stores a number and nothing about it. Everything else a row says (library, device, CPU twin,
+precision, tolerance, the setting and whether it is the library's default, why a case was skipped
+or failed) comes from the case's record, joined by ``records.case_key``; the records of another
+commit do not count. A fact that no record holds is None, shown as unknown: it is never guessed
+from a backend's name or from today's benchmark grid. Two older sources are read where they are
+the run's own words: the environment record's ``precision.<dtype>`` of a backend (asked of the
+backend when the environment was collected) when a case has no record, and the failures file
+that results older than the records may have (``convbench.failures``), for failure reasons only.
+
 asv stores a skipped case (setup raised ``NotImplementedError``) as NaN and a failed one as null:
-they become rows with ``status`` "skipped" or "failed", never dropped; a failed row's ``reason`` is
-the one the suites wrote to the machine's ``convbench-failures.jsonl`` (``convbench.failures``).
-The settings suite's ``variant`` parameter becomes a ``backend`` and a ``setting`` column (empty
-for the other suites, whose backends run with the library defaults).
+they become rows with ``status`` "skipped" or "failed", never dropped.
 """
 
 from __future__ import annotations
@@ -15,14 +24,15 @@ from __future__ import annotations
 import ast
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from asv import util
 from asv.results import Results, iter_results_paths
 
-from convbench import failures
-from convbench import suite as grid
+from convbench import failures, records
 from convbench.environment import ENVIRONMENT_FILE
 
 # The suites' parameter names, for results whose benchmarks.json is missing.
@@ -40,7 +50,9 @@ COLUMNS = [
     "kind",
     "unit",
     "backend",
+    "variant",
     "setting",
+    "default_setting",
     "batch",
     "size",
     "kernel",
@@ -50,6 +62,8 @@ COLUMNS = [
     "q75",
     "status",
     "reason",
+    "recorded",
+    *records.FACTS,
 ]
 
 
@@ -86,38 +100,91 @@ def _status(value: object) -> str:
     return "ok"
 
 
-def _backend_and_setting(case: dict) -> tuple[str | None, str]:
-    if "variant" not in case:
-        return case.get("backend"), ""
-    return grid.split_variant(case["variant"])
+class _Recorded:
+    """What one machine's run recorded beside its asv results, for one commit."""
+
+    def __init__(self, folder: Path, commit: str | None) -> None:
+        self.records = records.load(folder / records.FILE, commit)
+        self.failures = [
+            f for f in failures.load(folder / failures.FILE) if f.get("commit") in (None, commit)
+        ]
+        environment = folder / ENVIRONMENT_FILE
+        self.backends: dict[str, dict] = (
+            json.loads(environment.read_text()).get("backends") or {}
+            if environment.is_file()
+            else {}
+        )
+
+    def failure_reason(self, suite: str, metric: str, params: Mapping[str, Any]) -> str | None:
+        """The failures file's reason for a case: a line of this benchmark (or of its suite's
+        setup) holding every parameter of the case with the same value."""
+        for failure in self.failures:
+            if failure.get("benchmark") not in (f"{suite}.{metric}", f"{suite}.setup"):
+                continue
+            if all(str(failure.get(name)) == str(value) for name, value in params.items()):
+                return failure.get("reason")
+        return None
+
+    def environment_precision(self, backend: str | None, dtype: str | None) -> str | None:
+        if backend is None or dtype is None:
+            return None
+        settings = self.backends.get(backend, {}).get("settings") or {}
+        return settings.get(f"precision.{dtype}")
 
 
-FAILURE_KEYS = ("backend", "setting", "batch", "size", "kernel", "dtype")
+def _row(
+    result: Results,
+    suite: str,
+    metric: str,
+    params: dict[str, Any],
+    value: object,
+    stat: dict | None,
+    recorded: _Recorded,
+) -> dict[str, Any]:
+    record = recorded.records.get(records.case_key(f"{suite}.{metric}", params))
+    facts = {name: (record or {}).get(name) for name in records.FACTS}
+    backend = params.get("backend", (record or {}).get("backend"))
+    dtype = params.get("dtype")
+    status = _status(value)
+    reason = None
+    if status != "ok" and record is not None and record.get("status") == status:
+        reason = record.get("reason")
+    elif status == "failed":
+        reason = recorded.failure_reason(suite, metric, params)
+    if facts["precision"] is None:
+        facts["precision"] = recorded.environment_precision(backend, dtype)
+    return {
+        "machine": result.params["machine"],
+        "commit": result.commit_hash,
+        "suite": suite,
+        "metric": metric,
+        "backend": backend,
+        "variant": params.get("variant"),
+        "setting": (record or {}).get("setting"),
+        "default_setting": (record or {}).get("default_setting"),
+        # A suite without a batch parameter measures one image.
+        "batch": params.get("batch", 1),
+        "size": params.get("size"),
+        "kernel": params.get("kernel"),
+        "dtype": dtype,
+        "value": float(value) if status == "ok" else math.nan,
+        "q25": (stat or {}).get("q_25", math.nan),
+        "q75": (stat or {}).get("q_75", math.nan),
+        "status": status,
+        "reason": reason,
+        "recorded": record is not None,
+        **facts,
+    }
 
 
-def _failure_key(benchmark: str, case: dict) -> tuple:
-    return (benchmark, *(str(case.get(k, "")) for k in FAILURE_KEYS))
-
-
-def _failure_reasons(machine_dir: Path, commit: str | None) -> dict[tuple, str]:
-    """(benchmark, case) -> reason, from the failures file of one machine's newest run."""
-    found = {}
-    for record in failures.load(machine_dir / failures.FILE):
-        if record.get("commit") not in (None, commit):
-            continue
-        case = {"batch": 1, "setting": "", **record}
-        found[_failure_key(record["benchmark"], case)] = record["reason"]
-    return found
-
-
-def _rows(result: Results, meta: dict[str, dict], reasons: dict[tuple, str]):
+def _rows(result: Results, meta: dict[str, dict], recorded: _Recorded):
     for name in sorted(result.get_all_result_keys()):
         params = result.get_result_params(name)
         suite, metric = name.split(".")[-2:]
         names = meta.get(name, {}).get("param_names") or PARAM_NAMES.get(
             suite, PARAM_NAMES["default"]
         )
-        known = {"backend", "size"} <= set(names) or {"variant", "size"} <= set(names)
+        known = "size" in names and ("backend" in names or "variant" in names)
         if not known or len(names) != len(params):
             continue  # not a convolution suite (e.g. explain's timing): asv's site shows it
         kind, unit = _kind_and_unit(name, meta.get(name, {}))
@@ -128,43 +195,13 @@ def _rows(result: Results, meta: dict[str, dict], reasons: dict[tuple, str]):
         )
         for case, value, stat in zip(cases, values, stats, strict=True):
             case = dict(zip(names, case if isinstance(case, tuple) else (case,), strict=True))
-            backend, setting = _backend_and_setting(case)
-            case = {
-                "batch": 1,
-                "dtype": grid.SETTING_DTYPE if "variant" in case else None,
-                **case,
-                "backend": backend,
-                "setting": setting,
-            }
-            status = _status(value)
-            reason = None
-            if status == "failed":
-                reason = reasons.get(_failure_key(f"{suite}.{metric}", case)) or reasons.get(
-                    _failure_key(f"{suite}.setup", case)
-                )
-            yield {
-                "machine": result.params["machine"],
-                "commit": result.commit_hash,
-                "suite": suite,
-                "metric": metric,
-                "kind": kind,
-                "unit": unit,
-                "backend": backend,
-                "setting": setting,
-                "batch": case["batch"],
-                "size": case.get("size"),
-                "kernel": case.get("kernel"),
-                "dtype": case["dtype"],
-                "value": float(value) if status == "ok" else math.nan,
-                "q25": (stat or {}).get("q_25", math.nan),
-                "q75": (stat or {}).get("q_75", math.nan),
-                "status": status,
-                "reason": reason,
-            }
+            row = _row(result, suite, metric, case, value, stat, recorded)
+            yield {**row, "kind": kind, "unit": unit}
 
 
 def load_results(results_dir: str | Path) -> pd.DataFrame:
-    """Every result under ``results_dir`` (a results root or one machine's folder)."""
+    """Every result under ``results_dir`` (a results root or one machine's folder), with what
+    the run recorded of each case (``COLUMNS``)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results dir {str(results_dir)!r} does not exist")
@@ -181,11 +218,10 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     meta = _benchmark_meta(results_dir)
     rows = []
     for result in _newest(loaded):
-        machine = result.params["machine"]
-        reasons = _failure_reasons(folders[machine], result.commit_hash)
-        rows.extend(_rows(result, meta, reasons))
+        recorded = _Recorded(folders[result.params["machine"]], result.commit_hash)
+        rows.extend(_rows(result, meta, recorded))
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.astype({"value": float, "q25": float, "q75": float})
+    return frame.astype({"value": float, "q25": float, "q75": float, "tolerance": float})
 
 
 def load_environments(results_dir: str | Path) -> dict[str, dict]:

@@ -1,40 +1,24 @@
 """Pure functions from the long results frame (``results.load_results``) to the report's tables.
 
 Cases are the suites' parameters (backend, batch, size, kernel, dtype) of the default spec, a
-'same'-sized correlation: an output is as large as its image.
+'same'-sized correlation: an output is as large as its image. Every fact about a backend (its
+library, device, CPU twin, precision, tolerance) is a column of the frame, as the run recorded
+it; where none was recorded it is missing here too, and no table guesses it from a name.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pandas as pd
 
-from convbench import suite
-from convbench.agreement import tolerance
-
 CASE = ["backend", "batch", "size", "kernel", "dtype"]
+FACTS = ["library", "device", "cpu_twin", "precision", "tolerance"]
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-NO_MESSAGE = (
-    "the benchmark raised an error and no reason was recorded (asv keeps none; "
-    "scripts/bench.sh has the suites write them to convbench-failures.jsonl)"
-)
-
-
-def is_gpu(backend: str) -> bool:
-    return backend.endswith(suite.GPU_SUFFIXES)
-
-
-# The CPU library a GPU library is compared with, where their names differ: cupy-gpu runs
-# scipy.signal's code on CuPy (cupyx.scipy.signal).
-CPU_COUNTERPART = {"cupy": "scipy"}
-
-
-def library(backend: str) -> str:
-    """The library a backend runs, named as its CPU backends are (cupy-gpu -> scipy)."""
-    name = backend.split("-", 1)[0]
-    return CPU_COUNTERPART.get(name, name) if is_gpu(backend) else name
+NO_MESSAGE = "the benchmark raised an error and no reason was recorded (asv keeps none)"
+NO_REASON = "no reason was recorded for this case"
 
 
 def bytes_moved(size: int, kernel: int, dtype: str, batch: int = 1) -> int:
@@ -47,23 +31,33 @@ def _metric(df: pd.DataFrame, suite: str, metric: str, status: str = "ok") -> pd
 
 
 def op_times(df: pd.DataFrame) -> pd.DataFrame:
-    """``Conv.time_op``: seconds per op for every machine and case that ran."""
+    """``Conv.time_op``: seconds per op for every machine and case that ran, with its facts."""
     rows = _metric(df, "Conv", "time_op")
-    return rows[["machine", *CASE, "value", "q25", "q75"]].rename(columns={"value": "seconds"})
+    columns = ["machine", *CASE, "value", "q25", "q75", *FACTS]
+    return rows[columns].rename(columns={"value": "seconds"}).reset_index(drop=True)
+
+
+def batch_times(df: pd.DataFrame) -> pd.DataFrame:
+    """``ConvBatch.time_op``: seconds per batch for every machine and case that ran."""
+    rows = _metric(df, "ConvBatch", "time_op")
+    return rows[["machine", *CASE, "value"]].rename(columns={"value": "seconds"})
 
 
 def throughput(times: pd.DataFrame, bandwidth: Mapping[str, float | None]) -> pd.DataFrame:
-    """GB/s (bytes read + written over time) and that as a share of the machine's copy rate."""
+    """GB/s (bytes read + written over time) and that as a share of the machine's copy rate.
+
+    The floor is the host's memory, so the share is given for backends recorded as running on
+    the CPU only: a GPU streams from its own memory, which is not measured here, and a backend
+    whose device was not recorded may be either.
+    """
     out = times.copy()
     moved = [
         bytes_moved(s, k, d, b)
         for s, k, d, b in zip(out["size"], out["kernel"], out["dtype"], out["batch"], strict=True)
     ]
     out["gb_per_s"] = pd.Series(moved, index=out.index, dtype=float) / out["seconds"] / 1e9
-    floor = out["machine"].map(lambda m: bandwidth.get(m) or math.nan)
-    # The floor is the host's memory; a GPU streams from its own, which is not measured here.
-    floor[out["backend"].map(is_gpu)] = math.nan
-    out["of_bandwidth"] = out["gb_per_s"] / floor
+    floor = out["machine"].map(lambda m: bandwidth.get(m) or math.nan).astype(float)
+    out["of_bandwidth"] = (out["gb_per_s"] / floor).where(out["device"] == "cpu")
     return out
 
 
@@ -87,24 +81,24 @@ def fastest(times: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "fastest", "seconds", "runner_up", "margin"])
 
 
-def cpu_vs_gpu(df: pd.DataFrame) -> pd.DataFrame:
-    """The same case on a library's CPU backend and its GPU backend (torch-cpu and torch-cuda,
-    scipy-* and cupy-gpu, ...), on any pair of machines.
+def cpu_vs_gpu(df: pd.DataFrame, times: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The same case on a GPU backend and on the CPU backend its record names as its CPU twin
+    (torch-cuda and torch-cpu, cupy-gpu and scipy-correlate2d, ...), on any pair of machines.
 
     ``speedup`` compares the op alone (data already on the device); ``speedup_end_to_end`` holds
     the GPU to the honest comparison, its op plus the host<->device transfers
     (``Transfer.time_end_to_end``), and ``transfer_s`` is that transfer cost by itself.
+    ``times`` is ``op_times(df)`` when the caller has it already.
     """
-    times = op_times(df)
+    times = op_times(df) if times is None else times
     e2e = _metric(df, "Transfer", "time_end_to_end")[["machine", *CASE, "value"]]
-    gpu = times[times.backend.map(is_gpu)].merge(
+    gpu = times[(times.device == "gpu") & times.cpu_twin.notna()].merge(
         e2e.rename(columns={"value": "end_to_end_s"}), on=["machine", *CASE], how="left"
     )
-    cpu = times[~times.backend.map(is_gpu)]
-    gpu = gpu.assign(library=gpu.backend.map(library))
-    cpu = cpu.assign(library=cpu.backend.map(library))
-    pairs = cpu.merge(
-        gpu, on=["library", "batch", "size", "kernel", "dtype"], suffixes=("_cpu", "_gpu")
+    cpu = times[times.device != "gpu"]
+    shape = ["batch", "size", "kernel", "dtype"]
+    pairs = gpu.merge(
+        cpu, left_on=["cpu_twin", *shape], right_on=["backend", *shape], suffixes=("_gpu", "_cpu")
     )
     pairs = pairs.rename(
         columns={
@@ -138,46 +132,6 @@ def cpu_vs_gpu(df: pd.DataFrame) -> pd.DataFrame:
     return pairs[columns].sort_values(columns[:8]).reset_index(drop=True)
 
 
-def default_setting(backend: str) -> str:
-    """The settings-sweep setting that is the library's default (the first value of each
-    option in ``suite.SETTING_OPTIONS``), e.g. 'tf32=True cudnn_benchmark=False'."""
-    choices = suite.SETTING_OPTIONS.get(backend, {})
-    first = {option: values[0] for option, values in choices.items()}
-    return suite.split_variant(suite.variant_name(backend, first))[1]
-
-
-def settings_sweep(df: pd.DataFrame) -> pd.DataFrame:
-    """``ConvSettings``: time and max_rel per setting, and the speed-up over the library default
-    on the same machine and case (>1: this setting is faster)."""
-    keys = ["machine", "backend", "setting", "size", "kernel", "dtype"]
-    times = _metric(df, "ConvSettings", "time_op")[[*keys, "value"]]
-    times = times.rename(columns={"value": "seconds"})
-    errors = _metric(df, "ConvSettings", "track_max_rel")[[*keys, "value"]]
-    out = times.merge(errors.rename(columns={"value": "max_rel"}), on=keys, how="left")
-    out["default"] = out.setting == out.backend.map(default_setting)
-    base = out[out["default"]][["machine", "backend", "size", "kernel", "seconds"]]
-    out = out.merge(
-        base.rename(columns={"seconds": "default_s"}),
-        on=["machine", "backend", "size", "kernel"],
-        how="left",
-    )
-    out["vs_default"] = out["default_s"] / out["seconds"]
-    out["precision"] = [
-        variant_precision(b, setting) for b, setting in zip(out.backend, out.setting, strict=True)
-    ]
-    out["tolerance"] = [tolerance(p, k * k) for p, k in zip(out.precision, out.kernel, strict=True)]
-    out["ratio"] = out["max_rel"] / out["tolerance"]
-    return out.sort_values(keys).reset_index(drop=True)
-
-
-def variant_precision(backend: str, setting: str) -> str:
-    """The float32 arithmetic of a settings variant, read from its options as ``precision_of``
-    reads recorded settings: TF32 on a GPU where ``tf32=True`` or JAX's default precision."""
-    _, options = suite.parse_variant(f"{backend} {setting}")
-    recorded = {"tf32": str(options.get("tf32")), "jax.precision": str(options.get("precision"))}
-    return precision_of(backend, suite.SETTING_DTYPE, recorded)
-
-
 def gpu_losses(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per CPU/GPU pairing, kernel and dtype: the largest image at which the GPU is slower than
     the CPU (speedup below 1), for the op alone and counting transfers; NaN where it never is."""
@@ -198,87 +152,129 @@ def gpu_losses(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def precision_of(backend: str, dtype: str, settings: Mapping[str, str]) -> str:
-    """The arithmetic a recorded result ran in, from the settings stored with it.
+def _verdicts(max_rel: pd.Series, tolerance: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """max_rel / tolerance, and within it or not: unknown (NA) without a recorded tolerance."""
+    ratio = max_rel / tolerance
+    ok = (ratio <= 1).astype("boolean").mask(ratio.isna())
+    return ratio, ok
 
-    A recorded ``precision.<dtype>`` wins; otherwise float32 on a GPU counts as TF32 where the
-    recorded settings allowed it (cuDNN's ``allow_tf32``, TensorFlow's ``tf32``, JAX's default
-    precision), which is the looser, documented tolerance.
-    """
-    if f"precision.{dtype}" in settings:
-        return settings[f"precision.{dtype}"]
-    tf32 = (
-        settings.get("cudnn.allow_tf32") == "True"
-        or settings.get("tf32") == "True"
-        or settings.get("jax.precision") == "default"
+
+def settings_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    """``ConvSettings``: time and max_rel per settings variant, and the speed-up over the
+    variant its record names as the library default for the same backend, machine and case
+    (>1: this setting is faster). ``default`` is True only where a record says so."""
+    keys = ["machine", "variant", "size", "kernel"]
+    described = ["backend", "setting", "default_setting", "precision"]
+    times = _metric(df, "ConvSettings", "time_op")[[*keys, *described, "value"]]
+    times = times.rename(columns={"value": "seconds"})
+    errors = _metric(df, "ConvSettings", "track_max_rel")[[*keys, "value", "tolerance"]]
+    out = times.merge(errors.rename(columns={"value": "max_rel"}), on=keys, how="left")
+    out["default"] = out.pop("default_setting").eq(True)
+    base = out[out["default"]][["machine", "backend", "size", "kernel", "seconds"]]
+    out = out.merge(
+        base.rename(columns={"seconds": "default_s"}),
+        on=["machine", "backend", "size", "kernel"],
+        how="left",
     )
-    return "tf32" if dtype == "float32" and is_gpu(backend) and tf32 else dtype
+    out["vs_default"] = out["default_s"] / out["seconds"]
+    out["ratio"], out["ok"] = _verdicts(out["max_rel"], out["tolerance"])
+    return out.sort_values(keys).reset_index(drop=True)
 
 
-def _settings(environments: Mapping[str, dict], machine: str, backend: str) -> dict:
-    return environments.get(machine, {}).get("backends", {}).get(backend, {}).get("settings") or {}
-
-
-def agreement(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFrame:
-    """``Conv.track_max_rel`` against ``convbench.agreement.tolerance(precision, kernel**2)``."""
-    rows = _metric(df, "Conv", "track_max_rel")[["machine", *CASE, "value"]]
+def agreement(df: pd.DataFrame) -> pd.DataFrame:
+    """``Conv.track_max_rel`` against the tolerance recorded for the case: ``ok`` is NA (no
+    verdict) where no tolerance was recorded."""
+    rows = _metric(df, "Conv", "track_max_rel")
+    rows = rows[["machine", *CASE, "value", "precision", "tolerance"]]
     rows = rows.rename(columns={"value": "max_rel"}).reset_index(drop=True)
-    rows["precision"] = [
-        precision_of(b, d, _settings(environments, m, b))
-        for m, b, d in zip(rows.machine, rows.backend, rows.dtype, strict=True)
-    ]
-    rows["tolerance"] = [
-        tolerance(p, k * k) for p, k in zip(rows.precision, rows.kernel, strict=True)
-    ]
-    rows["ratio"] = rows["max_rel"] / rows["tolerance"]
-    rows["ok"] = rows["ratio"] <= 1
+    rows["ratio"], rows["ok"] = _verdicts(rows["max_rel"], rows["tolerance"])
     return rows
 
 
-def suite_reason(metric: str, backend: str, size: int, kernel: int, dtype: str, batch: int):
-    """Why the default asv suite skips this case by design (``convbench.suite``), or None."""
-    reason = suite.skip_reason(backend, size, kernel, dtype, batch)
-    kind = metric.split("_", 1)[0]  # time_op -> time, peakmem_op -> peakmem, track_max_rel -> track
-    if reason is None and kind in suite.METRICS:
-        reason = suite.metric_skip_reason(kind, size, kernel, batch)
-    return reason
-
-
-def _reason(row, environments: Mapping[str, dict], skip_reason) -> str:
+def _reason(row, environments: Mapping[str, dict]) -> str:
+    if isinstance(row.reason, str) and row.reason:
+        return row.reason
     if row.status == "failed":
-        return row.reason if isinstance(row.reason, str) and row.reason else NO_MESSAGE
+        return NO_MESSAGE
     backend = environments.get(row.machine, {}).get("backends", {}).get(row.backend, {})
     if backend.get("available") is False:
-        return backend.get("reason") or f"{row.backend} is not available on {row.machine}"
-    reason = skip_reason(row.metric, row.backend, row.size, row.kernel, row.dtype, row.batch)
-    return reason or "skipped by the benchmark's setup (NotImplementedError; asv stores NaN)"
+        return (
+            f"{NO_REASON}; the machine's environment record says {row.backend} was not "
+            f"available: {backend.get('reason') or 'no reason given'}"
+        )
+    return NO_REASON
 
 
 def _joined(values) -> str:
-    return ", ".join(str(v) for v in sorted(set(values)))
+    return ", ".join(str(v) for v in sorted(set(values.dropna())))
 
 
-def not_run(
-    df: pd.DataFrame,
-    environments: Mapping[str, dict],
-    skip_reason: Callable[..., str | None] = suite_reason,
-) -> pd.DataFrame:
-    """Skipped and failed cases, one row per machine, backend, status and reason."""
-    rows = df[df.status != "ok"].copy()
+def not_run(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFrame:
+    """Skipped and failed results, one row per machine, backend (or settings variant), status
+    and reason; ``results`` counts them."""
     keys = ["machine", "backend", "status", "reason"]
-    columns = [*keys, "benchmarks", "dtypes", "sizes", "cases"]
+    columns = [*keys, "benchmarks", "dtypes", "sizes", "results"]
+    rows = df[df.status != "ok"].copy()
     if rows.empty:
         return pd.DataFrame(columns=columns)
     rows["benchmark"] = rows.suite + "." + rows.metric
-    rows["reason"] = [_reason(r, environments, skip_reason) for r in rows.itertuples()]
+    rows["reason"] = [_reason(r, environments) for r in rows.itertuples()]
+    rows["backend"] = rows.backend.fillna(rows.variant).fillna("unknown")
     summary = (
         rows.groupby(keys)
         .agg(
             benchmarks=("benchmark", _joined),
             dtypes=("dtype", _joined),
             sizes=("size", _joined),
-            cases=("size", "size"),
+            results=("size", "size"),
         )
         .reset_index()
     )
     return summary[columns]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Results (one benchmark of one case on one machine, any suite) by how they ended."""
+
+    ok: int
+    skipped: int
+    failed: int
+
+
+def counts(df: pd.DataFrame) -> Counts:
+    found = df.status.value_counts()
+    return Counts(*(int(found.get(status, 0)) for status in ("ok", "skipped", "failed")))
+
+
+def _known(values: pd.Series):
+    """The one recorded value of a fact, several joined where records differ, or None."""
+    found = sorted({str(v) for v in values.dropna()})
+    return ", ".join(found) if found else None
+
+
+def backends(df: pd.DataFrame) -> pd.DataFrame:
+    """Per machine and backend: its facts as recorded (None where no record holds one), the
+    precision of each dtype it was run in, and its results by status."""
+    rows = []
+    named = df[df.backend.notna()]
+    for (machine, backend), group in named.groupby(["machine", "backend"], sort=True):
+        typed = group[group.dtype.notna()]
+        precision = {
+            dtype: _known(cases.precision) for dtype, cases in typed.groupby("dtype", sort=True)
+        }
+        found = group.status.value_counts()
+        rows.append(
+            {
+                "machine": machine,
+                "backend": backend,
+                "library": _known(group.library),
+                "device": _known(group.device),
+                "cpu_twin": _known(group.cpu_twin),
+                "precision": precision,
+                "recorded": int(group.recorded.sum()),
+                **{status: int(found.get(status, 0)) for status in ("ok", "skipped", "failed")},
+            }
+        )
+    columns = ["machine", "backend", "library", "device", "cpu_twin", "precision", "recorded"]
+    return pd.DataFrame(rows, columns=[*columns, "ok", "skipped", "failed"])

@@ -7,6 +7,12 @@ numbers come from a simple cost model below so that the report's plots have plau
 tests read the expected numbers back from these files. Skipped cases are NaN and failed cases
 null, as asv stores them.
 
+``fixture-gpu`` is a run that wrote per-case records (``convbench-records.jsonl``, through
+``convbench.records``), with a third-party backend, ``acme@npu.v2`` (``AcmeNPU`` below, as a
+plugin registers it through the ``convbench.backends`` entry points), whose name follows no
+built-in pattern. ``fixture-cpu`` is older: results without records, with the failures file that
+runs wrote before the records (``convbench-failures.jsonl``).
+
     python tests/data/make_fixture.py      # rewrites tests/data/results
 """
 
@@ -18,9 +24,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 from asv import util
 from asv.results import Results
 from asv.runner import BenchmarkResult
+
+from convbench import records
+from convbench.agreement import tolerance
+from convbench.backends.base import Backend, Plan
 
 HERE = Path(__file__).parent / "results"
 COMMIT = "f1c7f1c7" + "0" * 32  # a made-up commit: fixture data belongs to no real run
@@ -37,12 +48,59 @@ COST = {
     "torch-cpu": (1e-5, 3e9),
     "torch-cuda": (8e-6, 2e11),
     "tensorflow-gpu": (3e-5, 1e11),
+    "acme@npu.v2": (2e-5, 5e10),
+}
+ACME = "acme@npu.v2"
+
+
+def to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16's 8-bit mantissa (to nearest), kept as float32."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & 1)) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
+
+
+class AcmeNPU(Backend):
+    """A third-party backend for the fixture: an accelerator that multiplies in bfloat16 and
+    accumulates in float32 (emulated on the host), paired with scipy.signal's correlation."""
+
+    library = "acme"
+    cpu_twin = "scipy-correlate2d"
+    dtypes = ("float32",)
+
+    def __init__(self, name: str = ACME, device: str = "npu") -> None:
+        super().__init__(name, device)
+
+    def precision(self, dtype: str) -> str:
+        if dtype not in self.dtypes:
+            raise ValueError(f"{self.name} computes in {list(self.dtypes)}, not {dtype!r}")
+        return "bfloat16"
+
+    def _plan(self, image, kernel, spec):  # type: ignore[no-untyped-def]
+        from scipy.signal import correlate2d
+
+        weights = to_bfloat16(spec.correlation_kernel(kernel))
+        host = to_bfloat16(spec.pad(image, kernel.shape))
+        return Plan(
+            host, np.asarray, lambda x: correlate2d(x, weights, "valid"), np.asarray, "explicit"
+        )
+
+
+# What a run records of each built-in backend (``records.backend_facts`` asks the backend object;
+# the fixture states it): library, device, CPU twin. A GPU computes float32 in TF32.
+BUILTIN_FACTS = {
+    "scipy-correlate2d": ("scipy", "cpu", None),
+    "tensorflow-cpu": ("tensorflow", "cpu", None),
+    "torch-cpu": ("torch", "cpu", None),
+    "torch-cuda": ("torch", "gpu", "torch-cpu"),
+    "tensorflow-gpu": ("tensorflow", "gpu", "tensorflow-cpu"),
 }
 # Host<->device copy rate of the made-up GPU machine, bytes per second.
 PCIE = 1.2e10
 
 MACHINES = {
     "fixture-cpu": {
+        "records": False,
         "backends": ["scipy-correlate2d", "tensorflow-cpu", "torch-cpu"],
         "cpu": "Fixture CPU (test data, not a measurement)",
         "cores": 2,
@@ -51,7 +109,8 @@ MACHINES = {
         "bandwidth": 10.0,
     },
     "fixture-gpu": {
-        "backends": ["torch-cpu", "torch-cuda", "tensorflow-gpu"],
+        "records": True,
+        "backends": ["torch-cpu", "torch-cuda", "tensorflow-gpu", ACME],
         "cpu": "Fixture CPU 16-core (test data, not a measurement)",
         "cores": 16,
         "memory_gib": 128.0,
@@ -61,31 +120,30 @@ MACHINES = {
 }
 
 
-def skipped(backend: str, dtype: str) -> bool:
-    return backend.startswith("scipy") and dtype == "float16"
+def skip_reason(machine: str, backend: str, dtype: str) -> str | None:
+    """Why a case is not measured on ``machine``, as the suites would record it; None when it is."""
+    if backend not in MACHINES[machine]["backends"]:
+        return f"{backend} is not available: not installed on this fixture"
+    if backend == ACME:
+        return AcmeNPU().dtype_unsupported(dtype)
+    if backend == "scipy-correlate2d" and dtype == "float16":
+        return "scipy-correlate2d does not compute in float16 (fixture)"
+    return None
 
 
-def failed(machine: str, backend: str, size: int, kernel: int, dtype: str) -> bool:
-    return (machine, backend, size, kernel, dtype) == (
-        "fixture-cpu",
-        "tensorflow-cpu",
-        1024,
-        7,
-        "float16",
-    )
-
-
-# The settings sweep on the GPU machine: torch-cuda's variants, as (speed factor, TF32 on).
-SETTINGS = {
-    "torch-cuda tf32=True cudnn_benchmark=False": (1.0, True),  # torch's default
-    "torch-cuda tf32=True cudnn_benchmark=True": (1 / 8, True),
-    "torch-cuda tf32=False cudnn_benchmark=False": (1.5, False),
-    "torch-cuda tf32=False cudnn_benchmark=True": (1 / 5, False),
+# Failed cases: (machine, backend, size, kernel, dtype) -> the suites where the case failed, each
+# with the reason the run wrote down (None: none was). fixture-cpu's reason for Conv is in its
+# failures file (written by Conv.setup), with an older commit's line for Transfer that the report
+# must ignore; fixture-gpu's is in its records.
+OOM = "out of memory: ResourceExhaustedError: OOM when allocating (fixture)"
+FAILED = {
+    ("fixture-cpu", "tensorflow-cpu", 1024, 7, "float16"): {"Conv": OOM, "Transfer": None},
+    ("fixture-gpu", ACME, 1024, 7, "float32"): {
+        "Transfer": "RuntimeError: acme DMA queue full (fixture)"
+    },
 }
-# Failures with a recorded reason, as the suites write them to convbench-failures.jsonl: the
-# tensorflow-cpu failure of Conv (recorded by its setup). Transfer's failure of the same case
-# has a record of an older commit only, so the report shows "no reason recorded" for it.
-FAILURES = {
+OLD_COMMIT = "0" * 40
+FAILURES_FILE = {
     "fixture-cpu": [
         {
             "benchmark": "Conv.setup",
@@ -93,7 +151,7 @@ FAILURES = {
             "size": 1024,
             "kernel": 7,
             "dtype": "float16",
-            "reason": "out of memory: ResourceExhaustedError: OOM when allocating (fixture)",
+            "reason": OOM,
             "commit": COMMIT,
         },
         {
@@ -103,22 +161,55 @@ FAILURES = {
             "kernel": 7,
             "dtype": "float16",
             "reason": "an older run's failure: the report must ignore it",
-            "commit": "0" * 40,
+            "commit": OLD_COMMIT,
         },
     ]
 }
 
+# The settings sweep on the GPU machine: torch-cuda's variants, as (speed factor, TF32 on); the
+# first is torch's default.
+SETTINGS_BACKEND = "torch-cuda"
+SETTINGS = {
+    "torch-cuda tf32=True cudnn_benchmark=False": (1.0, True),
+    "torch-cuda tf32=True cudnn_benchmark=True": (1 / 8, True),
+    "torch-cuda tf32=False cudnn_benchmark=False": (1.5, False),
+    "torch-cuda tf32=False cudnn_benchmark=True": (1 / 5, False),
+}
+DEFAULT_VARIANT = next(iter(SETTINGS))
+
+
+def device_of(backend: str) -> str:
+    return AcmeNPU().device_kind if backend == ACME else BUILTIN_FACTS[backend][1]
+
+
+def facts(machine: str, backend: str, dtype: str, terms: int) -> dict:
+    """The facts a run on ``machine`` records of ``backend`` in ``dtype`` (``records.FACTS``):
+    the third-party backend's asked of its object, as the suites ask every backend."""
+    if backend == ACME:
+        return records.backend_facts(AcmeNPU(), dtype, terms)
+    library, device, twin = BUILTIN_FACTS[backend]
+    precision = None  # a framework that is not installed cannot say
+    if backend in MACHINES[machine]["backends"]:
+        precision = "tf32" if device == "gpu" and dtype == "float32" else dtype
+    return {
+        "library": library,
+        "device": device,
+        "cpu_twin": twin,
+        "precision": precision,
+        "tolerance": None if precision is None else tolerance(precision, terms),
+    }
+
 
 def op_time(backend: str, size: int, kernel: int, dtype: str, batch: int = 1) -> float:
     overhead, rate = COST[backend]
-    half = 0.6 if dtype == "float16" and ("cuda" in backend or "gpu" in backend) else 1.0
+    half = 0.6 if dtype == "float16" and device_of(backend) == "gpu" else 1.0
     return overhead + half * batch * size * size * kernel * kernel / rate
 
 
 def max_rel(backend: str, size: int, kernel: int, dtype: str) -> float:
     unit = {"float32": 2.0**-24, "float16": 2.0**-11}[dtype]
-    if backend in ("torch-cuda", "tensorflow-gpu") and dtype == "float32":
-        unit = 2.0**-11  # TF32
+    if device_of(backend) == "gpu" and dtype == "float32":
+        unit = 2.0**-8 if backend == ACME else 2.0**-11  # bfloat16, TF32
     error = unit * kernel * (1.0 + size / 4096)
     if (backend, size, kernel, dtype) == ("tensorflow-gpu", 1024, 7, "float16"):
         error *= 40  # one case over its tolerance, so the report shows a failure
@@ -131,7 +222,7 @@ def settings_value(machine: str, metric: str, variant: str, size: int, kernel: i
     factor, tf32 = SETTINGS[variant]
     if metric == "ConvSettings.track_max_rel":
         return (2.0**-11 if tf32 else 2.0**-24) * kernel
-    return factor * op_time("torch-cuda", size, kernel, "float32")
+    return factor * op_time(SETTINGS_BACKEND, size, kernel, "float32")
 
 
 def benchmark(name: str, kind: str, unit: str, param_names: list[str], params: list) -> dict:
@@ -146,28 +237,91 @@ def benchmark(name: str, kind: str, unit: str, param_names: list[str], params: l
     }
 
 
-def value_for(machine: str, metric: str, case: tuple) -> float | None:
+def value_for(machine: str, metric: str, case: dict) -> float | None:
     if metric == "time_explain":
         return 0.15  # a benchmark of another suite, without the convolution parameters
     if metric.startswith("ConvSettings."):
-        return settings_value(machine, metric, *case)
-    if metric == "ConvBatch.time_op":
-        backend, batch, size, kernel, dtype = case
-    else:
-        backend, size, kernel, dtype = case
-        batch = 1
-    if backend not in MACHINES[machine]["backends"] or skipped(backend, dtype):
+        return settings_value(machine, metric, case["variant"], case["size"], case["kernel"])
+    backend, size, kernel, dtype = case["backend"], case["size"], case["kernel"], case["dtype"]
+    batch = case.get("batch", 1)
+    if skip_reason(machine, backend, dtype):
         return float("nan")
-    if failed(machine, backend, size, kernel, dtype):
+    if metric.split(".")[0] in FAILED.get((machine, backend, size, kernel, dtype), {}):
         return None
     if metric == "Conv.track_max_rel":
         return max_rel(backend, size, kernel, dtype)
     if metric == "Conv.peakmem_op":
-        return float(50 * 2**20 + 4 * batch * size * size * (3 if "cu" in backend else 2))
+        gpu = device_of(backend) == "gpu"
+        return float(50 * 2**20 + 4 * batch * size * size * (3 if gpu else 2))
     seconds = op_time(backend, size, kernel, dtype, batch)
-    if metric == "Transfer.time_end_to_end" and ("cuda" in backend or "gpu" in backend):
+    if metric == "Transfer.time_end_to_end" and device_of(backend) == "gpu":
         seconds += 2 * size * size * 4 / PCIE + 2e-5
     return seconds
+
+
+def record(machine: str, metric: str, case: dict, value: float | None) -> dict:
+    """The record the suites write of one benchmark (``metric``, e.g. 'Conv.time_op') and case."""
+    status = "failed" if value is None else ("skipped" if value != value else "ready")
+    terms = case["kernel"] ** 2
+    if "variant" in case:
+        tf32 = SETTINGS[case["variant"]][1]
+        found = {
+            **facts(machine, SETTINGS_BACKEND, "float32", terms),
+            "precision": "tf32" if tf32 else "float32",
+            "tolerance": tolerance("tf32" if tf32 else "float32", terms),
+        }
+        return {
+            **records.make(
+                metric,
+                case,
+                status,
+                backend=SETTINGS_BACKEND,
+                setting=case["variant"].partition(" ")[2],
+                default_setting=case["variant"] == DEFAULT_VARIANT,
+                facts=found,
+            ),
+            "commit": COMMIT,
+        }
+    backend, dtype = case["backend"], case["dtype"]
+    reason = None
+    if status == "skipped":
+        reason = skip_reason(machine, backend, dtype)
+    elif status == "failed":
+        key = (machine, backend, case["size"], case["kernel"], dtype)
+        reason = FAILED[key][metric.split(".")[0]]
+    return {
+        **records.make(
+            metric,
+            case,
+            status,
+            backend=backend,
+            reason=reason,
+            facts=facts(machine, backend, dtype, terms),
+        ),
+        "commit": COMMIT,
+    }
+
+
+def stale_record() -> dict:
+    """A record of an older commit that contradicts the current one: the report must ignore it."""
+    case = {"backend": ACME, "size": 64, "kernel": 3, "dtype": "float16"}
+    stale = records.make(
+        "Conv.time_op",
+        case,
+        "failed",
+        backend=ACME,
+        reason="an older run's failure: the report must ignore it",
+    )
+    return {**stale, "commit": OLD_COMMIT}
+
+
+# Settings each environment record holds per backend; torch-cpu's precision per dtype is what a
+# report of results without records can still show.
+ENVIRONMENT_SETTINGS = {
+    "torch-cuda": {"cudnn.allow_tf32": "True", "cudnn.benchmark": "False"},
+    "tensorflow-gpu": {"tf32": "True"},
+    "torch-cpu": {"precision.float32": "float32", "precision.float16": "float16"},
+}
 
 
 def write_machine(machine: str, benchmarks: dict[str, dict]) -> None:
@@ -179,10 +333,16 @@ def write_machine(machine: str, benchmarks: dict[str, dict]) -> None:
     results = Results(
         {"machine": machine, "python": "3.11"}, {}, COMMIT, 1767225600000, "3.11", env_name, {}
     )
+    written = []
     for name, bench in benchmarks.items():
         metric = name.split(".", 1)[1]
-        cases = list(itertools.product(*[[eval(v) for v in vs] for vs in bench["params"]]))
+        cases = [
+            dict(zip(bench["param_names"], combo, strict=True))
+            for combo in itertools.product(*[[eval(v) for v in vs] for vs in bench["params"]])
+        ]
         values = [value_for(machine, metric, case) for case in cases]
+        if bench["param_names"]:
+            written += [record(machine, metric, c, v) for c, v in zip(cases, values, strict=True)]
         timed = bench["type"] == "time"
         samples = [
             [v * (1 + 0.02 * j) for j in (-2, -1, 0, 1, 2)] if timed and v == v and v else None
@@ -192,6 +352,8 @@ def write_machine(machine: str, benchmarks: dict[str, dict]) -> None:
         result = BenchmarkResult(values, samples, number, 0, "", None)
         results.add_result(bench, result, started_at=DATE, duration=1.0)
     results.save(HERE)
+    if info["records"]:
+        records.append([*written, stale_record()], folder / records.FILE)
     environment = {
         "machine": machine,
         "collected": "2026-01-01T00:00:00+00:00",
@@ -211,15 +373,13 @@ def write_machine(machine: str, benchmarks: dict[str, dict]) -> None:
             name: {
                 "available": name in info["backends"],
                 "reason": None if name in info["backends"] else "not installed on this fixture",
-                "settings": {"cudnn.allow_tf32": "True", "cudnn.benchmark": "False"}
-                if name == "torch-cuda"
-                else ({"tf32": "True"} if name == "tensorflow-gpu" else {}),
+                "settings": ENVIRONMENT_SETTINGS.get(name, {}),
             }
             for name in COST
         },
     }
     (folder / "convbench-environment.json").write_text(json.dumps(environment, indent=1) + "\n")
-    lines = [json.dumps(record) + "\n" for record in FAILURES.get(machine, [])]
+    lines = [json.dumps(failure) + "\n" for failure in FAILURES_FILE.get(machine, [])]
     if lines:
         (folder / "convbench-failures.jsonl").write_text("".join(lines))
 
