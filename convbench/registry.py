@@ -42,6 +42,7 @@ _SCIPY = "convbench.backends.scipy_signal:ScipySignalBackend"
 _TORCH = "convbench.backends.torch_conv:TorchBackend"
 _TF = "convbench.backends.tensorflow_conv:TensorFlowBackend"
 _JAX = "convbench.backends.jax_lax:JaxBackend"
+_FFT = "convbench.backends.scipy_fft:ScipyFFTBackend"
 
 BUILTIN = (
     BackendDecl("scipy-convolve2d", _SCIPY, {"function": "convolve2d"}),
@@ -54,6 +55,14 @@ BUILTIN = (
     BackendDecl("jax-gpu", _JAX, {"device": "gpu"}, cpu_twin="jax-cpu"),
     BackendDecl(
         "cupy-gpu", _SCIPY, {"function": "correlate2d", "device": "gpu"}, "scipy-correlate2d"
+    ),
+    BackendDecl("scipy-fftconvolve", _FFT, {"function": "fftconvolve"}),
+    BackendDecl("scipy-oaconvolve", _FFT, {"function": "oaconvolve"}),
+    BackendDecl("scipy-ndimage", "convbench.backends.scipy_ndimage:ScipyNdimageBackend"),
+    BackendDecl("opencv-cpu", "convbench.backends.opencv:OpenCVBackend"),
+    BackendDecl("keras-cpu", "convbench.backends.keras_layer:KerasBackend"),
+    BackendDecl(
+        "cupy-fftconvolve", _FFT, {"function": "fftconvolve", "device": "gpu"}, "scipy-fftconvolve"
     ),
 )
 

@@ -40,10 +40,10 @@ def specs(draw: st.DrawFn) -> ConvSpec:
 
 
 @st.composite
-def cases(draw: st.DrawFn, dtype: str = "float64", max_side: int = 12) -> Case:
+def cases(draw: st.DrawFn, dtype: str = "float64", max_side: int = 12, max_kernel: int = 6) -> Case:
     """Random shapes (odd, even, rectangular kernels; some larger than the image), batches."""
     spec = draw(specs())
-    kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
     low_h, low_w = (kh, kw) if spec.mode == "valid" else (1, 1)
     h = draw(st.integers(low_h, max(low_h, max_side)))
     w = draw(st.integers(low_w, max(low_w, max_side)))

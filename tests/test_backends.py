@@ -79,6 +79,8 @@ def test_nan_spoils_only_its_windows(backend: convbench.Backend, op: str) -> Non
     x = np.random.default_rng(6).standard_normal((16, 16)).astype(np.float32)
     x[7, 9] = np.nan
     k = np.random.default_rng(7).standard_normal((4, 3)).astype(np.float32)
+    if backend.arithmetic("float32", x.shape, k.shape) == "fft":
+        pytest.skip("an FFT mixes every pixel into every output (tests/test_new_backends.py)")
     spec = ConvSpec(op=op, mode="same")
     out = backend.prepare(x, k, spec).result()
     np.testing.assert_array_equal(np.isnan(out), np.isnan(convbench.reference(x, k, spec)))

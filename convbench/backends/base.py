@@ -202,6 +202,14 @@ class Backend(ABC):
         """The arithmetic a ``dtype`` computation really runs in (e.g. 'tf32' for float32)."""
         return dtype
 
+    def arithmetic(
+        self, dtype: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]
+    ) -> str:
+        """How this case is computed, which decides how its rounding errors grow
+        (``convbench.agreement.tolerance_for``): 'direct', each output a sum of its kh*kw
+        products, or 'fft', through transforms of the whole image (or of blocks of it)."""
+        return "direct"
+
     def prepare(
         self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = None
     ) -> Prepared:

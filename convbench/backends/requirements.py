@@ -18,11 +18,16 @@ def nvidia_gpu_present() -> bool:
     return os.path.exists("/dev/nvidia0") or (os.path.isdir(gpus) and bool(os.listdir(gpus)))
 
 
+# convbench's extra that installs a module, where the two names differ.
+EXTRAS = {"cv2": "opencv"}
+
+
 def missing_requirement(modules: tuple[str, ...], needs_gpu: bool) -> str | None:
     """Why a backend cannot run, judged without importing anything; None when it may."""
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            return f"Python package {module!r} is not installed (pip install 'convbench[{module}]')"
+            extra = EXTRAS.get(module, module)
+            return f"Python package {module!r} is not installed (pip install 'convbench[{extra}]')"
     if needs_gpu and not nvidia_gpu_present():
         return "no NVIDIA GPU found on this machine (/dev/nvidia0 is absent)"
     return None

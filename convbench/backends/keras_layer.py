@@ -1,0 +1,108 @@
+"""A Keras 3 ``Conv2D`` layer on TensorFlow, pinned to the CPU: the object of "scipy and Keras give
+different answers".
+
+One filter, one input channel, ``use_bias=False``, the kernel set with ``set_weights`` (HWIO), the
+layer called on the image as a user calls it (``layer(x)``, eager, its Python overhead included).
+Conv2D cross-correlates. Its 'valid' is the spec's zero padding and its 'same' is TensorFlow's
+SAME, (K-1)//2 before and K//2 after: correlate 'same', and convolve 'same' for odd kernels.
+Everything else (full, convolve 'same' with an even kernel, wrap, symm, non-zero fills) is padded
+explicitly on the host and run 'valid'.
+
+Keras picks its backend when first imported, from ``KERAS_BACKEND``; ``import_keras`` sets it to
+'tensorflow' when unset and imports TensorFlow first (after torch, see ``import_tensorflow``).
+Keras already running on another backend makes this backend unavailable, with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
+from convbench.backends.tensorflow_conv import check_placement, import_tensorflow
+from convbench.spec import ConvSpec
+
+CPU = "/CPU:0"
+
+
+def import_keras():
+    """Import Keras with TensorFlow as its backend unless ``KERAS_BACKEND`` names another."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import_tensorflow()
+    import keras
+
+    return keras
+
+
+class KerasBackend(Backend):
+    library = "keras"
+    requires = ("tensorflow", "keras")
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+
+    def __init__(self, name: str, device: str = "cpu") -> None:
+        if device != "cpu":
+            raise ValueError(f"device={device!r} must be 'cpu'")
+        super().__init__(name, device)
+
+    def _device_missing(self) -> str | None:
+        keras = import_keras()
+        major = int(keras.__version__.split(".")[0])
+        if major < 3:
+            return f"Keras {keras.__version__} is installed; {self.name} needs Keras 3"
+        if keras.backend.backend() != "tensorflow":
+            return (
+                f"Keras {keras.__version__} runs on {keras.backend.backend()!r} "
+                "(KERAS_BACKEND); this backend runs Keras on 'tensorflow'"
+            )
+        return None
+
+    def preimport(self) -> None:
+        import_keras()
+
+    def settings(self) -> dict[str, str]:
+        keras = import_keras()
+        tf = import_tensorflow()
+        return {
+            "keras": keras.__version__,
+            "keras.backend": keras.backend.backend(),
+            "tensorflow": tf.__version__,
+            "tf.intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
+            "tf.inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
+        }
+
+    def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
+        tf = import_tensorflow()
+        keras = import_keras()
+
+        native, pad = native_or_explicit(
+            spec, kernel.shape, lambda p: p.is_zero or correlate_same(p, kernel.shape)
+        )
+        host = image if native else spec.pad(image, kernel.shape)
+        batched = image.ndim == 3
+        layer = keras.layers.Conv2D(
+            1,
+            kernel.shape,
+            padding="valid" if pad.is_zero else "same",
+            use_bias=False,
+            dtype=image.dtype.name,
+        )
+        layer.build((None, *host.shape[-2:], 1))
+        layer.set_weights([spec.correlation_kernel(kernel)[:, :, None, None]])
+
+        def upload(x: np.ndarray) -> tf.Tensor:
+            with tf.device(CPU):
+                return tf.identity(tf.constant(x[..., None] if batched else x[None, ..., None]))
+
+        def op(x: tf.Tensor) -> tf.Tensor:
+            with tf.device(CPU):
+                return layer(x)
+
+        def download(y: tf.Tensor) -> np.ndarray:
+            out = y.numpy()[..., 0]
+            return out if batched else out[0]
+
+        # A corner as large as the kernel runs the same layer on the same device, cheaply.
+        probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
+        check_placement(CPU, op(upload(probe[:1] if batched else probe)).device)
+        return Plan(host, upload, op, download, "native" if native else "explicit")
