@@ -1,11 +1,10 @@
-"""Why a benchmark case failed, kept where asv keeps nothing.
+"""Why a benchmark case failed, in one line.
 
 asv stores a case whose benchmark raised as a null result; its message lives only in the run's
-log. The asv suites catch the error in the benchmark's own process, append one JSON line for it
-to the file that ``$CONVBENCH_FAILURES`` names (``scripts/bench.sh`` sets
-``results/<machine>/convbench-failures.jsonl``) and raise it again, so asv marks that case failed
-and goes on with the next. Each record names the commit benchmarked (``$CONVBENCH_COMMIT``, which
-bench.sh sets, or asv's ``$ASV_COMMIT``); the report reads back those of its results' commit.
+log. The asv suites catch the error in the benchmark's own process, write its ``describe`` as the
+reason of a ``failed`` run record (``convbench.records``) and raise it again, so asv marks that
+case failed and goes on with the next. Results from before the records kept these reasons in a
+failures file of their own (``FILE``, one JSON line per failure), which ``load`` still reads.
 
 Out-of-memory errors are named as such whichever framework raised them (torch, CuPy, JAX/XLA,
 TensorFlow, numpy): a batch too large for the GPU is that case's failure, not the run's.
@@ -15,10 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-ENV = "CONVBENCH_FAILURES"
 FILE = "convbench-failures.jsonl"
 # Words in the type name or message of an out-of-memory error: torch.OutOfMemoryError ("CUDA out
 # of memory"), cupy OutOfMemoryError ("Out of memory allocating"), XLA ("RESOURCE_EXHAUSTED"),
@@ -49,30 +46,9 @@ def describe(error: BaseException) -> str:
     return f"out of memory: {text}" if is_out_of_memory(error) else text
 
 
-def record(
-    benchmark: str,
-    case: Mapping[str, object],
-    error: BaseException,
-    path: str | os.PathLike | None = None,
-) -> None:
-    """Append ``benchmark``'s failure on ``case`` to ``path`` (default: ``$CONVBENCH_FAILURES``;
-    nothing is written when neither is set)."""
-    path = path or os.environ.get(ENV)
-    if not path:
-        return
-    line = {
-        "benchmark": benchmark,
-        **case,
-        "reason": describe(error),
-        "commit": os.environ.get("CONVBENCH_COMMIT") or os.environ.get("ASV_COMMIT"),
-    }
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(line, default=str) + "\n")
-
-
 def load(path: str | os.PathLike) -> list[dict]:
-    """The records in a failures file; [] when there is none. A torn last line (a process killed
-    while writing) is skipped."""
+    """The lines of a failures file written before the run records; [] when there is none. A
+    torn last line (a process killed while writing) is skipped."""
     path = Path(path)
     if not path.is_file():
         return []

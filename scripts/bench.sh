@@ -26,10 +26,11 @@ import sys
 from asv.machine import Machine, MachineCollection
 MachineCollection.save(sys.argv[1], {**Machine.get_defaults(), "machine": sys.argv[1]})
 PY
-# A case that raises (a GPU out of memory, a library bug) is recorded as failed by asv, which
-# keeps no message: the suites write the reason here (convbench.failures) for the report.
-# Each record names its commit; the report takes those of the results' commit.
-export CONVBENCH_FAILURES="$PWD/results/$MACHINE/convbench-failures.jsonl"
+# asv keeps one number per case and nothing about it: the suites write what the run knew of each
+# case here (convbench.records: library, device, precision, tolerance; why a case was skipped or,
+# for a case that raised, failed), beside the machine's results, for the report. Each record
+# names its commit; the report takes those of the results' commit.
+export CONVBENCH_RECORDS="$PWD/results/$MACHINE/convbench-records.jsonl"
 CONVBENCH_COMMIT=$(git rev-parse HEAD)
 export CONVBENCH_COMMIT
 mkdir -p "results/$MACHINE"

@@ -3,7 +3,8 @@
 # stages, each within a time budget. Fill .whl/ with scripts/gpu_prepare.sh on a connected machine
 # and copy the working tree with it (docs/gpu.md). OUT names the folder for what to bring back:
 # logs, the worst errors of the property tests (errors.json), the machine's results folder
-# (results.tgz) and fidelity.csv.
+# (results.tgz: asv's results and the run records that scripts/bench.sh has the suites write to
+# convbench-records.jsonl) and fidelity.csv.
 #
 #   bash scripts/gpu_session.sh check            # GPU, versions, environment, property tests
 #   bash scripts/gpu_session.sh bench REGEX...   # slices of the asv suite (asv -b), one run each
@@ -99,7 +100,7 @@ check)
         cp "results/$MACHINE/convbench-environment.json" "$OUT/environment.json" || true
     } 2>&1 | tee "$OUT/check.log"
     CONVBENCH_ERROR_LOG="$OUT/errors.json" within python3 -m pytest -q -p no:cacheprovider \
-        tests/test_backends.py tests/test_gpu_logic.py tests/test_failures.py \
+        tests/test_backends.py tests/test_gpu_logic.py tests/test_suite_records.py \
         -k "cuda or gpu or failure or record" 2>&1 | tee -a "$OUT/check.log"
     ;;
 bench)

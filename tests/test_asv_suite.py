@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from convbench import records
+
 ROOT = Path(__file__).resolve().parents[1]
 CPU_BACKENDS = ("scipy-convolve2d", "scipy-correlate2d", "tensorflow-cpu", "torch-cpu", "jax-cpu")
 MACHINE = "smoke"
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.asv
 
 
 def asv(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": str(tmp_path)}
+    env = {**os.environ, "HOME": str(tmp_path), records.ENV: str(tmp_path / records.FILE)}
     return subprocess.run(
         [sys.executable, "-m", "asv", *args, "--config", str(tmp_path / "asv.conf.json")],
         cwd=tmp_path,
@@ -123,6 +125,28 @@ def test_quick_run_gives_numbers_for_every_cpu_backend(workdir):
         variant = f"'jax-cpu precision={precision}'"
         assert 0 < measured["conv.ConvSettings.time_op", variant, "1024", "3"] < 1
         assert measured["conv.ConvSettings.track_max_rel", variant, "1024", "3"] < 1e-5
+    # Every case asv measured has its record, written from the benchmark's own process.
+    written = records.load(workdir / records.FILE)
+    for backend in CPU_BACKENDS:
+        for name in names:
+            params = {"backend": backend, "size": 64, "kernel": 3, "dtype": "float64"}
+            record = written[records.case_key(f"Conv.{name}", params)]
+            assert (record["status"], record["device"], record["precision"]) == (
+                "ready",
+                "cpu",
+                "float64",
+            )
+    default = written[
+        records.case_key(
+            "ConvSettings.time_op",
+            {"variant": "jax-cpu precision=default", "size": 1024, "kernel": 3},
+        )
+    ]
+    assert (default["backend"], default["setting"], default["default_setting"]) == (
+        "jax-cpu",
+        "precision=default",
+        True,
+    )
 
 
 def _is_number(value: object) -> bool:

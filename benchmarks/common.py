@@ -1,0 +1,290 @@
+"""The base of the asv suites in ``benchmarks/conv.py``: one ``setup``, the metrics, the clock.
+
+A suite is a ``ConvSuite`` that splices its parameters onto the base's (``params =
+(*ConvSuite.params, sizes, ...)``), says what one parameter combination measures (``case``) and
+takes its metrics, each written once, from ``TimeOp``, ``PeakmemOp`` and ``TrackMaxRel``. Every
+suite measures ``convbench.suite.SPEC`` (correlate, 'same', zero fill); one parameter combination
+is one number.
+
+``setup`` does all untimed work (inputs, ``Backend.prepare``: padding, layout, upload,
+compilation; a first call for cuDNN autotuning and kernel compilation) or skips the case, with
+asv's ``SkipNotImplemented`` and a reason: the grid's (``suite.skip_reason``) or this machine's
+(``suite.case_unavailable``). Either way it writes what the run knows of the case, one record
+per metric of the suite (``convbench.records``, to ``$CONVBENCH_RECORDS``) with the facts asked of
+the backend object: ``ready``, or ``skipped`` with the reason. A metric that the grid does not
+take for this case (``suite.metric_skip_reason``) is skipped by asv without calling ``setup``
+(``skip_for_params``); its record is written when the case is set up for its other metrics. Any
+other error, in ``setup`` or in a metric, is recorded as ``failed`` with its reason
+(``failures.describe``: out of memory named as such) and raised: asv marks that case failed and
+goes on.
+
+How a time is taken. asv_runner 0.3 times one call of a benchmark per sample when the class has
+a ``setup``, and runs ``setup`` again before every sample. A GPU op returns at launch, so one call
+and one device wait would add the launch and wait latency (10-30 us) to every op. Instead each
+call of a ``time_`` metric launches a block of ``inner`` ops back to back (``inner`` chosen in
+``setup`` so that a block lasts about ``suite.BLOCK_TIME``, 10 ms), and asv reads its clock from a
+``BlockClock`` that ``setup`` gives the instance as its ``timer`` (asv looks ``timer`` up on the
+instance after every ``setup``): it waits for the device before reading ``perf_counter`` and
+counts in units of ``inner`` ops, so a sample is the time per op of a block, as
+``convbench.timing.Timer`` measures it. On the CPU the wait does nothing. asv keeps one instance
+per process and forks one process per benchmark, so the ``setup`` before each sample finds its
+case ready.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
+
+import convbench
+from convbench import failures, records, suite
+from convbench.backends.base import Backend, Prepared, no_wait
+from convbench.timing import WallClock
+
+# A calibration call this long is not repeated: the first call's extra cost (autotuning,
+# compilation) is then small beside the op, and slow CPU cases are not paid twice.
+CALIBRATE_ONCE = 1.0
+
+
+@dataclass(frozen=True)
+class BlockClock:
+    """asv's clock for a ``time_`` metric that runs ``inner`` ops: waits for the device, then
+    reads ``perf_counter`` in units of ``inner`` ops, so that asv's sample (end - start) is
+    seconds per op."""
+
+    inner: int
+    wait: Callable[[], None] = no_wait
+
+    def __call__(self) -> float:
+        self.wait()
+        return time.perf_counter() / self.inner
+
+
+def calibrate(fn: Callable[[], object], wait: Callable[[], None]) -> int:
+    """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1. The first call
+    pays one-time costs (autotuning, compilation), so a second is timed unless the first was
+    already slow."""
+    clock = WallClock(wait)
+    elapsed = clock.sample(fn, 1)
+    if elapsed < CALIBRATE_ONCE:
+        elapsed = clock.sample(fn, 1)
+    launches = math.ceil(suite.BLOCK_TIME / max(elapsed, 1e-9))
+    return int(min(suite.MAX_LAUNCHES, max(1, launches)))
+
+
+@dataclass(frozen=True)
+class Case:
+    """What one parameter combination of a suite measures."""
+
+    backend: str
+    size: int
+    kernel: int
+    dtype: str
+    batch: int = 1
+    options: Mapping[str, object] = field(default_factory=dict)
+    # The options as the settings sweep writes them ("" when the suite leaves the backend as it
+    # is), and whether they are the library's own defaults.
+    setting: str = ""
+    default_setting: bool = True
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A case set up in this process: asv's parameters, the case, the facts recorded of it, its
+    inputs, the prepared op and the ops per timed block."""
+
+    params: tuple
+    case: Case
+    facts: Mapping[str, Any]
+    image: np.ndarray
+    weights: np.ndarray
+    prepared: Prepared
+    inner: int
+
+
+def metric_kind(name: str) -> str:
+    """'time', 'peakmem' or 'track': asv's kind of benchmark, the prefix of its name."""
+    return name.partition("_")[0]
+
+
+def metric_skip_reason(name: str, case: Case) -> str | None:
+    return suite.metric_skip_reason(metric_kind(name), case.size, case.kernel, case.batch)
+
+
+class ConvSuite(ABC):
+    """One 2-D convolution per parameter combination, on the backend the combination names.
+
+    One process per parameter combination, one round; repeat from 3 samples (slow cases) up to
+    20 (fast ones), stopping after 5 s of sampling.
+    """
+
+    params: ClassVar[tuple[list, ...]] = (list(suite.BACKENDS),)
+    param_names: ClassVar[tuple[str, ...]] = ("backend",)
+    rounds = 1
+    repeat = (3, 20, 5.0)
+    timeout = 180
+    # The method of ``Prepared`` that this suite's ``time_`` metric calls, ``inner`` times.
+    timed: ClassVar[str] = "launch"
+    ready: Ready | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each metric of a suite (a class that declares its ``params``; the metric mixins do
+        not) records its failures and carries asv's ``skip_params`` for the combinations that
+        ``suite.metric_skip_reason`` rules out, computed from this suite's own parameters."""
+        super().__init_subclass__(**kwargs)
+        if "params" in vars(cls):
+            for name in cls.metrics():
+                setattr(cls, name, _metric(cls, name, inspect.unwrap(getattr(cls, name))))
+
+    @classmethod
+    def metrics(cls) -> list[str]:
+        """This suite's asv benchmarks: its ``time_``, ``peakmem_`` and ``track_`` methods."""
+        return [
+            name
+            for name in dir(cls)
+            if metric_kind(name) in suite.METRICS and callable(getattr(cls, name))
+        ]
+
+    @staticmethod
+    @abstractmethod
+    def case(*params: Any) -> Case:
+        """What the parameter combination ``params`` (in ``param_names`` order) measures."""
+
+    def setup(self, *params: Any) -> None:
+        """Prepare the case, or skip it with a reason; record what is known of it either way."""
+        if self.ready is not None and self.ready.params == params:
+            return  # asv runs setup again before every sample
+        case = self.case(*params)
+        reasons: dict[str, str | None] = dict.fromkeys(self.metrics())
+        facts: Mapping[str, Any] = {}
+        try:
+            found = convbench.get_backend(case.backend).configure(**case.options)
+            facts = records.backend_facts(found, case.dtype, terms=case.kernel**2)
+            grid = suite.skip_reason(case.backend, case.size, case.kernel, case.dtype, case.batch)
+            reasons = {name: grid or metric_skip_reason(name, case) for name in reasons}
+            why_not = grid or suite.case_unavailable(case.backend, case.dtype)
+            if why_not:
+                raise SkipNotImplemented(why_not)
+            self.ready = self._prepare(found, case, params, facts)
+        except NotImplementedError as error:  # asv's skip, SkipNotImplemented included
+            self._record(params, case, facts, reasons, "skipped", str(error))
+            raise
+        except Exception as error:
+            self._record(params, case, facts, reasons, "failed", failures.describe(error))
+            raise
+        self._record(params, case, facts, reasons, "ready", None)
+        self.timer = BlockClock(self.ready.inner, self.ready.prepared.wait)
+
+    def _prepare(
+        self, found: Backend, case: Case, params: tuple, facts: Mapping[str, Any]
+    ) -> Ready:
+        image, weights = suite.make_inputs(case.size, case.kernel, case.dtype, case.batch)
+        prepared = found.prepare(image, weights, suite.SPEC)
+        inner = calibrate(getattr(prepared, self.timed), prepared.wait)
+        return Ready(params, case, facts, image, weights, prepared, inner)
+
+    def _record(
+        self,
+        params: tuple,
+        case: Case,
+        facts: Mapping[str, Any],
+        reasons: Mapping[str, str | None],
+        status: str,
+        reason: str | None,
+    ) -> None:
+        """One record per metric in ``reasons``: skipped with its own reason where it has one,
+        else ``status`` and ``reason``."""
+        records.append(
+            self._make(name, params, case, facts, "skipped", own)
+            if own
+            else self._make(name, params, case, facts, status, reason)
+            for name, own in reasons.items()
+        )
+
+    def _make(
+        self,
+        name: str,
+        params: tuple,
+        case: Case,
+        facts: Mapping[str, Any],
+        status: str,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        return records.make(
+            f"{type(self).__name__}.{name}",
+            dict(zip(self.param_names, params, strict=True)),
+            status,
+            backend=case.backend,
+            setting=case.setting,
+            default_setting=case.default_setting,
+            reason=reason,
+            facts=facts,
+        )
+
+    def record_failure(self, name: str, error: Exception) -> None:
+        """The metric ``name`` raised ``error`` on the case set up."""
+        ready, reason = self.ready, failures.describe(error)
+        records.append([self._make(name, ready.params, ready.case, ready.facts, "failed", reason)])
+
+
+def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callable:
+    """``method`` as the metric ``name`` of ``suite_class``: an error is recorded as the case's
+    failure, then raised for asv; skipped (asv's ``skip_for_params``, without even a ``setup``)
+    for the combinations that ``suite.metric_skip_reason`` rules out."""
+
+    @functools.wraps(method)
+    def metric(self: ConvSuite, *params: Any) -> Any:
+        try:
+            return method(self, *params)
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            self.record_failure(name, error)
+            raise
+
+    skipped = [
+        combo
+        for combo in itertools.product(*suite_class.params)
+        if metric_skip_reason(name, suite_class.case(*combo))
+    ]
+    return skip_for_params(skipped)(metric) if skipped else metric
+
+
+class TimeOp(ConvSuite):
+    """The op alone: ``time_op``."""
+
+    def time_op(self, *params: Any) -> None:
+        """The op alone, on data already on the device: a block of launches, then the wait."""
+        launch = self.ready.prepared.launch
+        for _ in range(self.ready.inner):
+            launch()
+
+
+class PeakmemOp(ConvSuite):
+    """The memory of one op: ``peakmem_op``."""
+
+    def peakmem_op(self, *params: Any) -> None:
+        """Peak resident memory of the process: frameworks, inputs, output and workspace."""
+        self.ready.prepared.run()
+
+
+class TrackMaxRel(ConvSuite):
+    """The error against the float64 reference: ``track_max_rel``."""
+
+    def track_max_rel(self, *params: Any) -> float:
+        """Largest error / max|reference| against the float64 reference."""
+        ready = self.ready
+        reference = convbench.reference(ready.image, ready.weights, suite.SPEC)
+        return convbench.agreement(ready.prepared.result(), reference).max_rel
+
+    track_max_rel.unit = "relative error"  # type: ignore[attr-defined]

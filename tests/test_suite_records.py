@@ -1,0 +1,241 @@
+"""The asv suites run in this process: the records their ``setup`` and metrics write (ready,
+skipped by the grid, by this machine or by the metric, failed), and how they time a block."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from asv_runner.benchmarks.mark import SkipNotImplemented
+
+import convbench
+from benchmarks import common, conv
+from convbench import records, suite
+from convbench.agreement import tolerance
+from convbench.backends.scipy_signal import ScipySignalBackend
+
+CONV_METRICS = ["Conv.peakmem_op", "Conv.time_op", "Conv.track_max_rel"]
+
+
+@pytest.fixture
+def records_file(tmp_path, monkeypatch):
+    """Where the suites write their records in this test."""
+    path = tmp_path / records.FILE
+    monkeypatch.setenv(records.ENV, str(path))
+    monkeypatch.setenv("CONVBENCH_COMMIT", "abc123")
+    return path
+
+
+@pytest.fixture
+def written(records_file):
+    """The records written so far, in order."""
+
+    def read() -> list[dict]:
+        if not records_file.exists():
+            return []
+        return [json.loads(line) for line in records_file.read_text().splitlines()]
+
+    return read
+
+
+def scipy_facts(dtype: str, kernel: int) -> dict:
+    return {
+        "library": "scipy",
+        "device": "cpu",
+        "cpu_twin": None,
+        "precision": dtype,
+        "tolerance": tolerance(dtype, kernel**2),
+    }
+
+
+def test_a_case_set_up_is_ready_for_every_metric(written):
+    params = ("scipy-correlate2d", 64, 3, "float32")
+    case = conv.Conv()
+    case.setup(*params)
+    assert written() == [
+        {
+            "benchmark": name,
+            "params": {"backend": "scipy-correlate2d", "size": 64, "kernel": 3, "dtype": "float32"},
+            "backend": "scipy-correlate2d",
+            "setting": "",
+            "default_setting": True,
+            "status": "ready",
+            "reason": None,
+            **scipy_facts("float32", 3),
+            "commit": "abc123",
+        }
+        for name in CONV_METRICS
+    ]
+    case.setup(*params)  # asv's setup before the next sample finds the case ready
+    assert len(written()) == 3
+    assert case.track_max_rel(*params) < 1e-6
+    assert case.peakmem_op(*params) is None
+    assert len(written()) == 3
+
+
+def test_a_case_the_grid_skips_is_recorded_with_the_grids_reason(written):
+    reason = suite.skip_reason("scipy-correlate2d", 4096, 15, "float64")
+    with pytest.raises(SkipNotImplemented, match=r"scipy\.signal's direct loop"):
+        conv.Conv().setup("scipy-correlate2d", 4096, 15, "float64")
+    found = written()
+    assert [(r["benchmark"], r["status"], r["reason"]) for r in found] == [
+        (name, "skipped", reason) for name in CONV_METRICS
+    ]
+    assert all(r["library"] == "scipy" and r["precision"] == "float64" for r in found)
+
+
+def test_an_unavailable_backend_is_skipped_with_its_reason_and_facts(written):
+    name = next((n for n in suite.BACKENDS if convbench.get_backend(n).unavailable_reason), None)
+    if name is None:
+        pytest.skip("every built-in backend runs on this machine")
+    backend = convbench.get_backend(name)
+    with pytest.raises(SkipNotImplemented):
+        conv.Transfer().setup(name, 256, 3, "float32")
+    (record,) = written()
+    assert record["benchmark"] == "Transfer.time_end_to_end"
+    assert (record["status"], record["reason"]) == ("skipped", backend.unavailable_reason)
+    assert (record["backend"], record["library"]) == (name, backend.library)
+    assert (record["device"], record["cpu_twin"]) == (backend.device_kind, backend.cpu_twin)
+
+
+def test_a_metric_the_grid_leaves_out_is_skipped_with_its_own_reason(written):
+    conv.Conv().setup("scipy-correlate2d", 64, 4, "float32")
+    statuses = {r["benchmark"]: (r["status"], r["reason"]) for r in written()}
+    assert statuses == {
+        "Conv.peakmem_op": ("skipped", suite.metric_skip_reason("peakmem", 64, 4)),
+        "Conv.time_op": ("ready", None),
+        "Conv.track_max_rel": ("ready", None),
+    }
+    # asv skips that metric itself, without calling setup.
+    assert ("scipy-correlate2d", 64, 4, "float32") in conv.Conv.peakmem_op.skip_params
+    assert ("scipy-correlate2d", 64, 3, "float32") not in conv.Conv.peakmem_op.skip_params
+    assert not hasattr(conv.Conv.time_op, "skip_params")
+
+
+def test_the_metric_skips_follow_each_suites_parameters():
+    assert len(conv.Conv.peakmem_op.skip_params) == len(suite.BACKENDS) * 5 * 2 * 2
+    assert ("scipy-correlate2d", 16, 256, 15, "float32") in conv.ConvBatch.track_max_rel.skip_params
+    assert ("jax-cpu precision=default", 8192, 3) in conv.ConvSettings.track_max_rel.skip_params
+    assert conv.ConvSettings.metrics() == ["time_op", "track_max_rel"]
+    assert conv.Transfer.metrics() == ["time_end_to_end"]
+
+
+def test_a_failing_setup_is_recorded_and_raised_for_asv(written, monkeypatch):
+    def out_of_memory(self, image, kernel, spec):
+        raise MemoryError("Unable to allocate 256. TiB")
+
+    monkeypatch.setattr(ScipySignalBackend, "_plan", out_of_memory)
+    with pytest.raises(MemoryError):
+        conv.ConvBatch().setup("scipy-correlate2d", 16, 64, 4, "float32")
+    statuses = {r["benchmark"]: (r["status"], r["reason"]) for r in written()}
+    assert statuses == {
+        "ConvBatch.peakmem_op": ("skipped", suite.metric_skip_reason("peakmem", 64, 4, 16)),
+        "ConvBatch.time_op": ("failed", "out of memory: MemoryError: Unable to allocate 256. TiB"),
+        "ConvBatch.track_max_rel": (
+            "failed",
+            "out of memory: MemoryError: Unable to allocate 256. TiB",
+        ),
+    }
+
+
+def test_a_failing_metric_is_recorded_alone_and_raised(written, records_file, monkeypatch):
+    case = conv.Conv()
+    case.setup("scipy-convolve2d", 64, 3, "float64")
+
+    def broken(*args, **kwargs):
+        raise ValueError("reference broke\nlong traceback")
+
+    monkeypatch.setattr(convbench, "reference", broken)
+    with pytest.raises(ValueError, match="reference broke"):
+        case.track_max_rel("scipy-convolve2d", 64, 3, "float64")
+    *ready, failed = written()
+    assert [r["status"] for r in ready] == ["ready"] * 3
+    assert failed == {
+        **ready[2],
+        "status": "failed",
+        "reason": "ValueError: reference broke",
+    }
+    key = records.case_key("Conv.track_max_rel", failed["params"])
+    assert records.load(records_file)[key]["status"] == "failed"
+
+
+def test_a_settings_variant_records_its_backend_and_setting(written):
+    pytest.importorskip("jax")
+    case = conv.ConvSettings()
+    for variant in ("jax-cpu precision=highest", "jax-cpu precision=default"):
+        case.setup(variant, 1024, 3)
+    found = written()
+    assert [(r["benchmark"], r["setting"], r["default_setting"]) for r in found] == [
+        ("ConvSettings.time_op", "precision=highest", False),
+        ("ConvSettings.track_max_rel", "precision=highest", False),
+        ("ConvSettings.time_op", "precision=default", True),
+        ("ConvSettings.track_max_rel", "precision=default", True),
+    ]
+    assert {r["backend"] for r in found} == {"jax-cpu"}
+    assert found[0]["params"] == {"variant": "jax-cpu precision=highest", "size": 1024, "kernel": 3}
+    assert all(r["status"] == "ready" and r["precision"] == "float32" for r in found)
+
+
+def test_nothing_is_written_without_a_records_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(records.ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    conv.Conv().setup("scipy-correlate2d", 64, 3, "float32")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_calibrate_fills_a_block_and_times_a_second_call():
+    calls = []
+
+    def op():
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.05)  # the first call autotunes
+        else:
+            time.sleep(2e-4)
+
+    inner = common.calibrate(op, lambda: None)
+    assert len(calls) == 2
+    # BLOCK_TIME / ~0.2 ms, less when sleeping overshoots; never from the slow first call.
+    assert 2 <= inner <= suite.BLOCK_TIME / 2e-4
+
+
+def test_calibrate_times_one_call_of_a_slow_op(monkeypatch):
+    monkeypatch.setattr(common, "CALIBRATE_ONCE", 0.01)
+    calls = []
+    assert common.calibrate(lambda: calls.append(time.sleep(0.02)), lambda: None) == 1
+    assert len(calls) == 1
+
+
+def test_block_clock_waits_and_counts_in_ops():
+    waits = []
+    clock = common.BlockClock(4, lambda: waits.append(1))
+    start = clock()
+    time.sleep(0.02)
+    elapsed = clock() - start
+    assert waits == [1, 1]
+    assert 0.02 / 4 <= elapsed < 0.2 / 4
+
+
+def test_setup_gives_asv_a_block_clock_and_time_op_launches_a_block():
+    case = conv.Conv()
+    case.setup("scipy-correlate2d", 64, 3, "float32")
+    assert case.timer == common.BlockClock(case.ready.inner, case.ready.prepared.wait)
+    assert case.ready.inner >= 1
+    assert "timer" not in vars(conv.Conv) and "timer" not in vars(common.ConvSuite)
+    launched = []
+    prepared = type("P", (), {"launch": lambda self: launched.append(1)})()
+    case.ready = common.Ready(case.ready.params, case.ready.case, {}, None, None, prepared, 7)
+    case.time_op("scipy-correlate2d", 64, 3, "float32")
+    assert len(launched) == 7
+
+
+def test_transfer_times_end_to_end_calls():
+    case = conv.Transfer()
+    case.setup("scipy-correlate2d", 256, 3, "float32")
+    calls = []
+    prepared = type("P", (), {"end_to_end": lambda self: calls.append(np.zeros(1))})()
+    case.ready = common.Ready(case.ready.params, case.ready.case, {}, None, None, prepared, 3)
+    case.time_end_to_end("scipy-correlate2d", 256, 3, "float32")
+    assert len(calls) == 3
