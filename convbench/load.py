@@ -324,7 +324,7 @@ def _with_commands(processes: tuple[BusyProcess, ...]) -> tuple[BusyProcess, ...
     named = []
     for process in processes:
         text = _read(PROC / str(process.pid) / "cmdline") or ""
-        command = text.replace("\0", " ").strip()
+        command = " ".join(text.replace("\0", " ").split())
         name = command if len(command) <= 60 else command[:57] + "..."
         named.append(replace(process, name=name) if command else process)
     return tuple(named)

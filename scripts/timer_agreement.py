@@ -15,10 +15,10 @@ import argparse
 import statistics
 
 import numpy as np
-import torch
 import torch.utils.benchmark as tb
 
 import convbench
+from convbench.threads import set_threads
 from convbench.timing import Task, Timer, format_seconds
 
 CASES = (
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--min-run-time", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = set_threads("torch", args.threads)
     rng = np.random.default_rng(0)
     worst = 0.0
     for backend, size, k in CASES:
@@ -47,17 +47,20 @@ def main() -> None:
         run = prepared.run
         ours, theirs = [], []
         for _ in range(args.rounds):
-            timer = Timer.of(prepared, Task(backend))
-            ours.append(timer.blocked_autorange(args.min_run_time).median)
-            timer = tb.Timer("run()", globals={"run": run}, num_threads=args.threads)
+            timer = Timer.of(prepared, Task(backend, threads=threads))
+            ours.append(timer.blocked_autorange(args.min_run_time))
+            timer = tb.Timer("run()", globals={"run": run}, num_threads=threads)
             theirs.append(timer.blocked_autorange(min_run_time=args.min_run_time).median)
-        a, b = statistics.median(ours), statistics.median(theirs)
+        a, b = statistics.median(m.median for m in ours), statistics.median(theirs)
         worst = max(worst, abs(a / b - 1))
+        others = [m.load.other_cores for m in ours if m.load.other_cores is not None]
+        other = f"{statistics.median(others):.2f}" if others else "unknown"
         print(
             f"{backend:18s} {size:5d}x{size:<5d} k={k}  convbench {format_seconds(a):>9s}  "
-            f"torch.utils.benchmark {format_seconds(b):>9s}  ratio {a / b:.3f}"
+            f"torch.utils.benchmark {format_seconds(b):>9s}  ratio {a / b:.3f}  "
+            f"noisy {sum(m.noisy for m in ours)}/{len(ours)}  other cores {other}"
         )
-    print(f"largest difference: {worst:.1%} (threads: {args.threads})")
+    print(f"largest difference: {worst:.1%} (threads: {threads})")
 
 
 if __name__ == "__main__":
