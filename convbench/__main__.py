@@ -2,7 +2,5 @@
 
 from convbench.cli import main
 
-# The guard matters: a sweep's worker process (multiprocessing, spawn) imports the main module
-# again under another name, and must not run the command a second time.
 if __name__ == "__main__":
     main()

@@ -6,15 +6,15 @@ finished before it.
 
 How:
 
-- **Isolation.** Backends run in one worker process (multiprocessing, ``spawn`` context: a fresh
-  interpreter, never a fork of a process holding threads or a device), reused from case to case
-  so that a framework is imported once per sweep, not once per case. A segfault, ``sys.exit``,
-  ``os._exit``, a KeyboardInterrupt raised by a backend, an out-of-memory kill or a hang loses
-  that case only: it becomes the case's ``error`` with the reason ("worker process died with
-  signal SIGSEGV", "exceeded the per-case time limit of 300 s"), and the next case starts a new
-  worker. The worker ignores SIGINT (a terminal's Ctrl-C reaches the whole process group): the
-  driver decides what an interruption stops. On Linux the worker dies with its driver
-  (``PR_SET_PDEATHSIG``), so a kill -9 of the driver leaves no backend running on.
+- **Isolation.** Backends run in one worker process (a child Python interpreter, never a fork
+  of a process holding threads or a device, talking to the driver over a socket), reused from
+  case to case so that a framework is imported once per sweep, not once per case. A segfault,
+  ``sys.exit``, ``os._exit``, a KeyboardInterrupt raised by a backend, an out-of-memory kill or a
+  hang loses that case only: it becomes the case's ``error`` with the reason ("worker process
+  died with signal SIGSEGV", "exceeded the per-case time limit of 300 s"), and the next case
+  starts a new worker. The worker ignores SIGINT (a terminal's Ctrl-C reaches the whole process
+  group): the driver decides what an interruption stops. On Linux the worker dies with its
+  driver (``PR_SET_PDEATHSIG``), so a kill -9 of the driver leaves no backend running on.
 - **The driver** (the calling process) makes each case's inputs and float64 reference once per
   group of cases sharing them, sends image and kernel to the worker, receives the backend's
   facts (``convbench.records.backend_facts``) before the work starts and its host result and
@@ -37,19 +37,22 @@ not give them), and for a case that ran: ``median_s``, ``q25_s``, ``q75_s``, ``s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import itertools
 import json
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -261,24 +264,31 @@ def attempt(job: Job, tell: Callable[[Facts], object]) -> Ran | Outcome:
 
 def die_with(parent: int) -> None:
     """Make this process end when ``parent`` does, so that a killed driver leaves no backend
-    running (Linux; elsewhere the worker ends at its next read of the closed pipe)."""
+    running (Linux; elsewhere the worker ends at its next read of the closed socket)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the driver died before the request above was made
         os._exit(1)
 
 
-def serve(connection: Any, parent: int) -> None:
-    """The worker's loop: answer jobs until the driver closes the pipe."""
-    # Ctrl-C in a terminal signals the whole process group; the driver decides what it stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def serve(fd: int, parent: int) -> None:
+    """The worker's loop: answer jobs on the socket ``fd`` until the driver closes it."""
     die_with(parent)
+    connection = Connection(fd)
     while True:
         try:
             job = connection.recv()
         except EOFError:
             return
         connection.send(attempt(job, connection.send))
+
+
+# The worker's program. SIGINT is ignored before anything else: a terminal's Ctrl-C signals the
+# whole process group, and the driver decides what it stops.
+WORKER = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "import sys, convbench.sweep; convbench.sweep.serve(int(sys.argv[1]), int(sys.argv[2]))"
+)
 
 
 def death(exitcode: int | None) -> str:
@@ -321,33 +331,40 @@ def stop_signals() -> Iterator[Stop]:
 
 
 class Worker:
-    """The process that runs backends: started on first use and again after it dies."""
+    """The process that runs backends: started on first use and again after it dies.
 
-    def __init__(self, case_timeout: float) -> None:
-        self.case_timeout = case_timeout
-        self._context = multiprocessing.get_context("spawn")
-        self._process: Any = None
-        self._connection: Any = None
+    A plain child interpreter (``WORKER``) rather than a multiprocessing one: it never imports
+    the caller's main module, so a script without a ``__main__`` guard can run a sweep, and it
+    starts without the caller's imports. It gets the caller's ``sys.path`` (kept in
+    ``started_with``) and environment as they were at its start."""
+
+    def __init__(self) -> None:
+        self.started_with = tuple(sys.path)
+        self._process: subprocess.Popen | None = None
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()
 
     def _start(self) -> None:
-        ours, theirs = self._context.Pipe()
-        # daemon: never outlives the driver's interpreter (a backend cannot start
-        # multiprocessing children of its own from it).
-        self._process = self._context.Process(
-            target=serve, args=(theirs, os.getpid()), name="convbench-worker", daemon=True
-        )
-        self._process.start()
-        theirs.close()
-        self._connection = ours
+        ours, theirs = socket.socketpair()
+        path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(theirs.fileno()), str(os.getpid())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        self._connection = Connection(ours.detach())
 
     def _gone(self) -> str:
         """Reap a dead (or hopeless) worker and say why it is gone."""
         self._connection.close()
-        self._process.join(timeout=5)
-        if self._process.exitcode is None:
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.join()
-        reason = death(self._process.exitcode)
+            self._process.wait()
+        reason = death(self._process.returncode)
         self._process = self._connection = None
         return reason
 
@@ -357,17 +374,29 @@ class Worker:
             self._gone()
 
     def close(self) -> None:
-        """Let the worker end (it reads the closed pipe), killing it if it does not soon."""
+        """Let the worker end (it reads the closed socket), killing it if it does not soon."""
         if self._process is not None:
             self._gone()
 
-    def run(self, job: Job, stop: Stop) -> tuple[dict | None, Ran | Outcome] | None:
+    def run(
+        self, job: Job, case_timeout: float, stop: Stop
+    ) -> tuple[dict | None, Ran | Outcome] | None:
         """The worker's facts and answer for ``job``; None when ``stop`` was set meanwhile (the
-        worker is then killed and the case abandoned)."""
-        if self._process is None:
-            self._start()
+        worker is then killed and the case abandoned, as on any exception in the driver)."""
+        with self._lock:
+            if self._process is None:
+                self._start()
+            try:
+                return self._answer(job, case_timeout, stop)
+            except BaseException:  # never leave a worker busy with a case nobody waits for
+                self.kill()
+                raise
+
+    def _answer(
+        self, job: Job, case_timeout: float, stop: Stop
+    ) -> tuple[dict | None, Ran | Outcome] | None:
         facts = None
-        deadline = time.monotonic() + self.case_timeout
+        deadline = time.monotonic() + case_timeout
         try:
             self._connection.send(job)
             while True:
@@ -377,7 +406,7 @@ class Worker:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.kill()
-                    limit = f"exceeded the per-case time limit of {self.case_timeout:g} s"
+                    limit = f"exceeded the per-case time limit of {case_timeout:g} s"
                     return facts, not_run(job.case, "error", limit, facts)
                 if not self._connection.poll(min(remaining, POLL_SECONDS)):
                     continue
@@ -385,8 +414,34 @@ class Worker:
                 if not isinstance(message, Facts):
                     return facts, message
                 facts = message.facts
-        except (EOFError, OSError):  # the pipe closed under us: the worker died
-            return facts, not_run(job.case, "error", self._gone(), facts)
+        except (EOFError, OSError):  # the socket closed under us: the worker died
+            reason = self._gone()
+        if stop.signal is not None:
+            # Killed by the signal that stops the sweep (SIGTERM to the whole process group):
+            # the case is abandoned, not failed.
+            return None
+        return facts, not_run(job.case, "error", reason, facts)
+
+
+_WORKER: Worker | None = None
+
+
+@atexit.register
+def _close_shared_worker() -> None:
+    if _WORKER is not None:
+        _WORKER.close()
+
+
+def shared_worker() -> Worker:
+    """This process's worker, kept from one sweep to the next (a framework is imported once per
+    process, as it would be without isolation) while ``sys.path`` is as it was at its start (a
+    plugin added to the path needs a new worker); a new one otherwise."""
+    global _WORKER
+    if _WORKER is None or _WORKER.started_with != tuple(sys.path):
+        if _WORKER is not None:
+            _WORKER.close()
+        _WORKER = Worker()
+    return _WORKER
 
 
 def judge(case: Case, facts: dict | None, answer: Ran | Outcome, ref: np.ndarray) -> Outcome:
@@ -431,40 +486,38 @@ def sweep(
     announce: Callable[[Case], object] | None = None,
 ) -> Iterator[tuple[Case, Outcome]]:
     """Each case and its outcome, in order, as each finishes; ``announce(case)`` is called as a
-    case starts. Ends early, without the case in flight, when ``stop`` is set. Close the
-    iterator (``contextlib.closing``) when leaving it early: that ends the worker."""
+    case starts. Ends early, without the case in flight, when ``stop`` is set. The backends run
+    in ``shared_worker()``."""
     options = options or SweepOptions()
     stop = stop or Stop()
-    worker = Worker(options.case_timeout)
-    try:
-        for key, group in itertools.groupby(cases, key=lambda c: c.inputs_key):
+    worker = shared_worker()
+    for key, group in itertools.groupby(cases, key=lambda c: c.inputs_key):
+        if stop.signal is not None:
+            return
+        group = list(group)
+        first = group[0]
+        refused = refusal(first)
+        if refused:
+            for case in group:
+                yield case, not_run(case, "unsupported", refused)
+            continue
+        try:
+            image, kernel = make_inputs(*key[:4], seed=options.seed)
+            ref = reference(image, kernel, first.spec)
+        except Exception as error:  # bad inputs for this spec: every backend's case fails
+            for case in group:
+                yield case, failure(case, error)
+            continue
+        for case in group:
             if stop.signal is not None:
                 return
-            group = list(group)
-            first = group[0]
-            refused = refusal(first)
-            if refused:
-                for case in group:
-                    yield case, not_run(case, "unsupported", refused)
-                continue
-            try:
-                image, kernel = make_inputs(*key[:4], seed=options.seed)
-                ref = reference(image, kernel, first.spec)
-            except Exception as error:  # bad inputs for this spec: every backend's case fails
-                for case in group:
-                    yield case, failure(case, error)
-                continue
-            for case in group:
-                if stop.signal is not None:
-                    return
-                if announce is not None:
-                    announce(case)
-                answered = worker.run(Job(case, image, kernel, options.min_run_time), stop)
-                if answered is None:
-                    return
-                yield case, judge(case, *answered, ref)
-    finally:
-        worker.close()
+            if announce is not None:
+                announce(case)
+            job = Job(case, image, kernel, options.min_run_time)
+            answered = worker.run(job, options.case_timeout, stop)
+            if answered is None:
+                return
+            yield case, judge(case, *answered, ref)
 
 
 def load_stream(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -620,19 +673,18 @@ def run_sweep(
     with stop_signals() as stop:
         if output is not None:
             output.open_stream()
-        with contextlib.closing(sweep(cases, options, stop=stop, announce=announce)) as running:
-            for _, outcome in running:
-                outcomes.append(outcome)
-                if output is None:
-                    continue
-                try:
-                    output.append(outcome.record)
-                except OSError as error:
-                    problems.append(
-                        f"cannot append to {str(output.stream)!r}: {_why(error)}; "
-                        f"the sweep stopped after {len(outcomes)} cases"
-                    )
-                    break
+        for _, outcome in sweep(cases, options, stop=stop, announce=announce):
+            outcomes.append(outcome)
+            if output is None:
+                continue
+            try:
+                output.append(outcome.record)
+            except OSError as error:
+                problems.append(
+                    f"cannot append to {str(output.stream)!r}: {_why(error)}; "
+                    f"the sweep stopped after {len(outcomes)} cases"
+                )
+                break
         if output is not None:
             try:
                 output.finish([outcome.record for outcome in outcomes])
