@@ -4,11 +4,12 @@ A timing taken while another process competes for the cores measures the competi
 as the op (a torch-cpu 64x64 float64 case read 7.18 ms on a 2-core machine running other work,
 against 40.8 us quiet). ``LoadProbe`` reads, over the interval it encloses:
 
-- ``other_cores``: the CPU time taken by everything but this process tree, as a mean number of
-  cores (0 = none, ``cores`` = all of them). From ``/proc/stat``, the machine's time not idle is
-  ``cores x wall time - idle - iowait`` (on a tickless kernel the idle time is kept to the
-  nanosecond, and the whole line is rounded to one clock tick once, so the figure is good to
-  about 2 ticks over the interval: 20 ms at the usual 100 Hz, +-0.1 core over 0.2 s). This
+- ``other_cores``: the CPU time taken by everything but this process tree on the CPUs this
+  process may run on (``cores`` of them), as a mean number of cores (0 = none, ``cores`` = all
+  of them). From ``/proc/stat``, the time not idle is ``cores x wall time - idle - iowait`` (on
+  a tickless kernel idle time is kept to the nanosecond, and the all-CPU line is rounded to a
+  clock tick once, so the figure is good to about 2 ticks over the interval: 20 ms at the usual
+  100 Hz, +-0.1 core over 0.2 s; with an affinity to some CPUs only, 2 ticks per CPU). This
   process's own time (``time.process_time``, every thread), its reaped children's
   (``getrusage``) and its live descendants' (``/proc/<pid>/stat``) are taken away. Time the
   hypervisor gave to other guests (steal) is not idle, so it counts as other load: it is.
@@ -45,6 +46,17 @@ BUSY_CORES = 0.25
 BUSY_THREAD_SHARE = 0.25
 # Below two clock ticks a thread's time is rounding, not work.
 MIN_BUSY_TICKS = 2
+
+
+def _tick() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):  # no sysconf outside Unix
+        return 100
+
+
+# /proc counts time in clock ticks of this length (USER_HZ, 100 per second nearly everywhere).
+TICK = _tick()
 
 
 @dataclass(frozen=True)
@@ -102,14 +114,27 @@ def parse_pid_stat(text: str) -> PidStat:
     return PidStat(int(pid), name, int(fields[1]), utime + stime, cutime + cstime, int(fields[19]))
 
 
-def parse_cpu_line(stat_text: str) -> tuple[int, int]:
-    """(number of CPUs, idle + iowait clock ticks of all of them) from ``/proc/stat``."""
-    lines = stat_text.splitlines()
-    total = next(line for line in lines if line.startswith("cpu "))
-    fields = [int(f) for f in total.split()[1:]]
-    cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-    # user nice system idle iowait ...: a CPU waiting on I/O is free to run other work.
-    return cores, fields[3] + fields[4]
+def parse_cpu_lines(stat_text: str, allowed: set[int] | None = None) -> tuple[int, int]:
+    """(number of CPUs, their idle + iowait clock ticks) from ``/proc/stat``, over the CPUs in
+    ``allowed`` (default: all). Work on a CPU this process may not use does not compete with it.
+    """
+    per_cpu = {}
+    total = None
+    for line in stat_text.splitlines():
+        if not line.startswith("cpu"):
+            continue
+        name, *fields = line.split()
+        # user nice system idle iowait ...: a CPU waiting on I/O is free to run other work.
+        idle = int(fields[3]) + int(fields[4])
+        if name == "cpu":
+            total = idle
+        else:
+            per_cpu[int(name[3:])] = idle
+    if allowed is None or set(per_cpu) <= allowed:
+        # The all-CPU line is rounded to a tick once; the per-CPU lines once each.
+        return len(per_cpu), total
+    mine = [idle for cpu, idle in per_cpu.items() if cpu in allowed]
+    return len(mine), sum(mine)
 
 
 def descendants(parents: Mapping[int, int], root: int) -> set[int]:
@@ -134,10 +159,10 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _all_processes(proc: Path = PROC) -> dict[int, PidStat]:
+def _all_processes() -> dict[int, PidStat]:
     found = {}
     try:
-        entries = [p for p in proc.iterdir() if p.name.isdigit()]
+        entries = [p for p in PROC.iterdir() if p.name.isdigit()]
     except OSError:
         return {}
     for entry in entries:
@@ -147,10 +172,10 @@ def _all_processes(proc: Path = PROC) -> dict[int, PidStat]:
     return found
 
 
-def _thread_ticks(proc: Path = PROC) -> dict[int, int] | None:
+def _thread_ticks() -> dict[int, int] | None:
     """Clock ticks each thread of this process has run, by thread id; None without /proc."""
     try:
-        tids = [p for p in (proc / "self" / "task").iterdir() if p.name.isdigit()]
+        tids = [p for p in (PROC / "self" / "task").iterdir() if p.name.isdigit()]
     except OSError:
         return None
     found = {}
@@ -161,21 +186,18 @@ def _thread_ticks(proc: Path = PROC) -> dict[int, int] | None:
     return found
 
 
+def _allowed_cpus() -> set[int] | None:
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # no affinity outside Linux
+        return None
+
+
 def _load_average() -> float | None:
     try:
         return os.getloadavg()[0]
     except (OSError, AttributeError):  # Windows has no load average
         return None
-
-
-def _tick() -> int:
-    try:
-        return os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError, AttributeError):
-        return 100
-
-
-TICK = _tick()
 
 
 @dataclass(frozen=True)
@@ -192,7 +214,7 @@ class _Reading:
     @classmethod
     def now(cls) -> _Reading:
         stat = _read(PROC / "stat")
-        cores, idle = parse_cpu_line(stat) if stat else (None, None)
+        cores, idle = parse_cpu_lines(stat, _allowed_cpus()) if stat else (None, None)
         return cls(
             wall=time.perf_counter(),
             cores=cores or os.cpu_count(),

@@ -27,7 +27,7 @@ from convbench.load import (
     busy_thread_count,
     descendants,
     machine_state,
-    parse_cpu_line,
+    parse_cpu_lines,
     parse_pid_stat,
 )
 
@@ -37,8 +37,8 @@ linux_only = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs L
 # utime stime cutime cstime priority nice threads itrealvalue starttime ...
 STAT = "4242 (odd) name (x)) S 17 4242 4242 0 -1 4194560 10 0 0 0 120 30 7 3 20 0 5 0 98765 0"
 PROC_STAT = """cpu  100 2 50 1000 40 0 6 3 0 0
-cpu0 50 1 25 500 20 0 3 2 0 0
-cpu1 50 1 25 500 20 0 3 1 0 0
+cpu0 50 1 25 600 30 0 3 2 0 0
+cpu1 50 1 25 400 10 0 3 1 0 0
 intr 12345
 ctxt 678
 """
@@ -48,8 +48,10 @@ def test_parse_pid_stat_counts_fields_after_the_last_parenthesis():
     assert parse_pid_stat(STAT) == PidStat(4242, "odd) name (x)", 17, 150, 10, 98765)
 
 
-def test_parse_cpu_line_gives_cores_and_idle_plus_iowait_ticks():
-    assert parse_cpu_line(PROC_STAT) == (2, 1040)
+def test_parse_cpu_lines_gives_cores_and_idle_plus_iowait_ticks():
+    assert parse_cpu_lines(PROC_STAT) == (2, 1040)
+    assert parse_cpu_lines(PROC_STAT, allowed={0, 1, 7}) == (2, 1040)  # all: the total line
+    assert parse_cpu_lines(PROC_STAT, allowed={1}) == (1, 410)
 
 
 def test_descendants_are_children_grandchildren_and_so_on():
@@ -206,7 +208,7 @@ def test_probe_reads_cores_and_load_average_on_linux():
         time.sleep(0.05)
     after = os.getloadavg()[0]
     measured = probe.result
-    assert measured.cores == os.cpu_count()
+    assert measured.cores == len(os.sched_getaffinity(0))
     assert measured.load_average_start in (before, after)
     assert measured.load_average_end in (before, after)
     assert measured.busy_threads == 0  # asleep
