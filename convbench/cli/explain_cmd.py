@@ -117,7 +117,7 @@ class NpyArray(click.Path):
 
 
 @dataclasses.dataclass(frozen=True)
-class Case:
+class Inputs:
     """The four arrays explain() reads."""
 
     image: np.ndarray
@@ -175,7 +175,7 @@ class Side:
             raise click.ClickException(str(error)) from error
 
 
-def _from_files(files: dict[str, np.ndarray | None], save: str | None) -> Case:
+def _from_files(files: dict[str, np.ndarray | None], save: str | None) -> Inputs:
     """Files mode: the arrays of ACTUAL EXPECTED --image --kernel, all four required."""
     if save:
         raise click.UsageError("--save keeps the arrays of a --backends run")
@@ -183,12 +183,12 @@ def _from_files(files: dict[str, np.ndarray | None], save: str | None) -> Case:
         raise click.UsageError(
             "give ACTUAL EXPECTED .npy files with --image and --kernel, or --backends A B"
         )
-    return Case(**files)
+    return Inputs(**files)
 
 
 def _from_backends(
     sides: tuple[Side, Side], generated: Generated, save: str | None, quiet: bool
-) -> Case:
+) -> Inputs:
     """Backends mode: run each side on the generated case, saying what ran unless ``quiet``, and
     keep the four arrays in the folder ``save``."""
     folder = _save_folder(save)
@@ -200,11 +200,11 @@ def _from_backends(
             click.echo(f"{label:<8} = {side}")
     if not quiet:
         click.echo(f"{generated}\n")
-    case = Case(image, kernel, **results)
+    inputs = Inputs(image, kernel, **results)
     if folder is not None:
-        for label, array in vars(case).items():
+        for label, array in vars(inputs).items():
             _save_npy(folder / f"{label}.npy", array)
-    return case
+    return inputs
 
 
 def _save_folder(save: str | None) -> Path | None:
@@ -331,10 +331,10 @@ def explain_command(
             Side(backends[0], ConvSpec(**{**spec, **spec_a}), transform_a),
             Side(backends[1], ConvSpec(**{**spec, **spec_b}), transform_b),
         )
-        case = _from_backends(sides, Generated(size, kernel_size, dtype, seed), save, as_json)
+        inputs = _from_backends(sides, Generated(size, kernel_size, dtype, seed), save, as_json)
     else:
-        case = _from_files(files, save)
-    explanation = case.explain()
+        inputs = _from_files(files, save)
+    explanation = inputs.explain()
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(explanation), indent=1))
     else:
