@@ -35,6 +35,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from convbench.backends.threads import ThreadControl
 
 
 class ThreadsLocked(RuntimeError):
@@ -102,7 +106,7 @@ def threads_in_use(library: str) -> int | None:
     return _control(library).get()
 
 
-def _control(library: str):
+def _control(library: str) -> ThreadControl:
     # Imported on use: that module builds on this one.
     from convbench.backends.threads import CONTROLS
 

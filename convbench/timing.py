@@ -21,7 +21,8 @@ How a number is taken, and why:
 - Every measurement carries its trust: the machine's load while the samples were taken
   (``convbench.load``: CPU time other processes took, load average, the threads this process
   kept busy), the threads the op was given (``Task.threads``), and ``noisy`` with the reasons
-  when the spread, the background load or the sample count pass the thresholds below.
+  when the spread, the sample count (thresholds below) or the background load
+  (``convbench.load.BUSY_CORES``) pass their thresholds.
 
 A ``Clock`` decides how one sample is read. ``WallClock`` (``time.perf_counter`` after the device
 wait it is given; none for CPU work) is the default and needs nothing from the framework.
@@ -230,7 +231,7 @@ class Measurement:
             low, high = (format_seconds(t) for t in interval)
             text += f", {CONFIDENCE:.0%} CI [{low}, {high}]"
         if self.threads is not None:
-            text += f", {self.threads} threads"
+            text += f", {self.threads} thread{'' if self.threads == 1 else 's'}"
         if self.load is not None:
             text += f"; {self.load}"
         return "\n  ".join((text, *self.warnings))
