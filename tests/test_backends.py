@@ -1,6 +1,12 @@
-"""Every available backend agrees with the float64 reference on every spec it accepts."""
+"""Every available backend agrees with the float64 reference on every spec it accepts;
+TensorFlow starts without its C++ log."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import convbench
+from convbench.backends.tensorflow_conv import log_lines_kept
 from convbench.reference import error_scale
 from convbench.spec import FLOAT_DTYPES, ConvSpec
 from tests.strategies import Case, cases, record
@@ -122,3 +129,36 @@ def test_seed_with_tensorflow() -> None:
         convbench.run("scipy-correlate2d", x, k, ConvSpec("correlate", "same")),
         atol=1e-12,
     )
+
+
+START_UP = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    b"I0000 00:00:1795622357.181875    9963 port.cc:153] oneDNN custom operations are on.\n"
+    b"W0000 00:00:1795622357.183020    9963 cpu_feature_guard.cc:210] AVX512F available.\n"
+    b"E0000 00:00:1795622360.016759    9963 cuda_platform.cc:52] failed call to cuInit: (303)\n"
+    b"F0523 10:21:07.123456    9963 status.cc:12] Check failed: device\n"
+    b"/site/keras/src/export.py:3: UserWarning: a Python warning\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("level", "kept"),
+    [(0, [0, 1, 2, 3, 4, 5]), (1, [2, 3, 4, 5]), (2, [3, 4, 5]), (3, [4, 5])],
+)
+def test_start_up_lines_below_the_level_are_held_back(level: int, kept: list[int]) -> None:
+    lines = START_UP.splitlines(keepends=True)
+    assert log_lines_kept(START_UP, level) == b"".join(lines[i] for i in kept)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
+def test_tensorflow_starts_without_its_cpp_log() -> None:
+    code = (
+        "import numpy as np, convbench; "
+        "x = np.random.default_rng(0).standard_normal((16, 16)); "
+        "print(convbench.run('tensorflow-cpu', x, np.ones((3, 3))).shape)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert (done.stdout, done.stderr) == ("(16, 16)\n", "")

@@ -10,8 +10,13 @@ where the output landed and refuses a result from the wrong device.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -22,20 +27,72 @@ from convbench.spec import ConvSpec, Padding
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
 
 
+# TensorFlow's C++ log is noise for a harness (oneDNN notices, CPU-feature hints and, on a machine
+# without a GPU, "failed call to cuInit ... UNKNOWN ERROR (303)" and "Could not find cuda
+# drivers"): an error that matters reaches Python as an exception. Unless the user chose a level,
+# only fatal messages are let through.
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_LEVEL = 3
+# A line of TensorFlow's C++ log: severity (Info, Warning, Error, Fatal), date, time (before
+# absl is initialised, seconds since 1970 in place of a clock time), thread, source line.
+LOG_LINE = re.compile(rb"([IWEF])\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
+SEVERITIES = b"IWEF"
+# What absl prints before its first message when the program has not initialised its logging.
+ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called"
+
+
 def import_tensorflow():
-    """Import TensorFlow, after torch when torch is installed.
+    """Import TensorFlow, after torch when torch is installed, with its C++ log quieted (unless
+    ``TF_CPP_MIN_LOG_LEVEL`` is set).
 
     Both wheels bundle native libraries (OpenMP, protobuf); loading TensorFlow's first has
     crashed or hung a later torch import in the same process, the other order is safe.
     """
-    # TensorFlow's C++ start-up log (oneDNN notices, CPU-feature hints) is noise for a harness.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if importlib.util.find_spec("torch") is not None:
         import torch  # noqa: F401
 
-    import tensorflow as tf
+    if "tensorflow" in sys.modules or LOG_LEVEL_ENV in os.environ:
+        import tensorflow as tf
+
+        return tf
+    os.environ[LOG_LEVEL_ENV] = str(QUIET_LEVEL)
+    with _start_up_log_filtered(QUIET_LEVEL):
+        import tensorflow as tf
 
     return tf
+
+
+def log_lines_kept(text: bytes, level: int) -> bytes:
+    """The lines of ``text`` (standard error) that ``TF_CPP_MIN_LOG_LEVEL=level`` lets through:
+    all but TensorFlow's log lines of lower severity and, from level 1, absl's preamble."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        logged = LOG_LINE.match(line)
+        if logged and SEVERITIES.index(logged[1]) < level:
+            continue
+        if level >= 1 and line.startswith(ABSL_PREAMBLE):
+            continue
+        kept.append(line)
+    return b"".join(kept)
+
+
+@contextlib.contextmanager
+def _start_up_log_filtered(level: int) -> Iterator[None]:
+    """Hold back standard error (file descriptor 2) while TensorFlow loads, then pass on what
+    ``level`` lets through. Its shared libraries log as they load, before absl's logging is
+    initialised, and absl writes such lines to standard error whatever the level says."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            os.write(2, log_lines_kept(held.read(), level))
 
 
 def tf_padding(pad: Padding, kernel_shape: tuple[int, int]) -> str | list[list[int]]:
