@@ -37,6 +37,31 @@ cores with TF32 (10-bit mantissa), which is a different precision, not a float32
 
 Memory: both arrays are compared in blocks of rows (``BLOCK_ELEMENTS`` values at a time), so the
 comparison needs a few megabytes beyond its inputs whatever their size.
+
+FFT methods (``Backend.arithmetic`` says 'fft': scipy's fftconvolve and oaconvolve, OpenCV's
+filter2D from 50 or 130 kernel taps on) round differently. No output is a sum of its own terms:
+every output of the inverse transform mixes the whole transformed image, so an output's error
+follows the magnitude of the whole image and kernel and the transform's length ``n`` (points per
+plane), not its own ``terms``. The standard bound for a computed FFT (Higham, *Accuracy and
+Stability of Numerical Algorithms*, 2nd ed., SIAM 2002, Theorem 24.2) is normwise,
+``||fl(Fx) - Fx||_2 <= c * u * log2(n) * ||Fx||_2``; carried through the two forward transforms,
+the product and the inverse transform of a convolution it gives
+``||fl(x*k) - x*k||_2 <= c * u * log2(n) * ||x||_2 * ||k||_1``. With rounding errors of random
+sign the mean-square error of a transform grows like ``log2(n) * u**2`` instead (Weinstein, IEEE
+Trans. Audio Electroacoust. 17(3), 1969; Kaneko and Liu, J. ACM 17(4), 1970), spread evenly over
+the outputs: about ``u * sqrt(log2 n) * rms(x) * ||k||_2`` each. convbench accepts, for 'fft'
+arithmetic,
+
+    max_abs <= fft_tolerance(precision, n) * scale,   fft_tolerance = min(8 * u * log2(n), CEILING)
+
+with ``scale`` the larger of ``max|reference|`` and ``fft_error_scale(image, kernel, spec)`` =
+``max|x| * ||k||_2``, ``x`` the image as padded for the spec (``max|x|`` bounds the rms of any
+block an overlap-add method transforms). ``log2(n)`` where ``sqrt(log2 n)`` is expected, and the
+factor 8, cover the largest of all outputs. ``tolerance_for(backend, dtype, image_shape,
+kernel_shape)`` gives the tolerance a backend's case is held to (for records and reports), and
+``agreement_for(backend, actual, reference, image, kernel, spec)`` judges a result with it and
+its scale; for a 'direct' backend they are exactly ``tolerance(precision, kh * kw)`` and
+``agreement(..., scale=error_scale(image, kernel, spec))``.
 """
 
 from __future__ import annotations
@@ -45,8 +70,15 @@ import math
 import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from convbench.reference import error_scale
+from convbench.spec import ConvSpec, check_inputs
+
+if TYPE_CHECKING:
+    from convbench.backends.base import Backend
 
 # Unit roundoff (half the machine epsilon) of each arithmetic.
 UNIT_ROUNDOFF = {
@@ -57,6 +89,8 @@ UNIT_ROUNDOFF = {
     "bfloat16": 2.0**-8,
 }
 DEFAULT_TERMS = 256
+# How a backend computes a case (Backend.arithmetic), which decides its tolerance.
+ARITHMETICS = ("direct", "fft")
 CEILING = 2.0**-4
 # Values compared per block: 1 MiB per float64 temporary, about a dozen of them at a time.
 BLOCK_ELEMENTS = 2**17
@@ -169,6 +203,7 @@ def agreement(
     terms: float | None = None,
     precision: str | None = None,
     scale: float | None = None,
+    tol: float | None = None,
 ) -> Agreement:
     """Compare ``actual`` with the float64 ``reference`` of the same shape.
 
@@ -177,6 +212,8 @@ def agreement(
     (default max|reference|; pass ``error_scale(image, kernel, spec)`` for inputs that cancel;
     0, the scale of all-zero inputs, is the default's). A ``scale`` or ``terms`` that is not a
     finite non-negative number (``terms`` at least 1) is a ValueError.
+    ``tol``: the largest ``max_abs / scale`` accepted, when not ``tolerance(precision, terms)``
+    (``tolerance_for`` gives it for any backend's arithmetic).
     """
     actual = np.asarray(actual)
     reference = np.asarray(reference)
@@ -186,7 +223,7 @@ def agreement(
             "convbench.explain() can tell why"
         )
     precision = precision or actual.dtype.name
-    tol = tolerance(precision, terms)
+    tol = tolerance(precision, terms) if tol is None else _positive_real("tol", tol, 0)
     judged_scale = 0.0 if scale is None else _positive_real("scale", scale, 0)
     if actual.ndim < 2:
         # One row: reshaping a 0-D or 1-D array to 2-D is always a view.
@@ -222,4 +259,76 @@ def agreement(
         precision=precision,
         nonfinite_mismatch=mismatched,
         ok=mismatched == 0 and judged <= tol and max_rel < 1,
+    )
+
+
+def fft_tolerance(precision: str, points: int) -> float:
+    """The largest ``max_abs / scale`` accepted for an FFT convolution whose transforms have
+    ``points`` points per plane, in ``precision`` (see the module docstring)."""
+    if precision not in UNIT_ROUNDOFF:
+        raise ValueError(f"precision {precision!r} is not one of {list(UNIT_ROUNDOFF)}")
+    n = _positive_real("points", points, 1)
+    return min(8.0 * UNIT_ROUNDOFF[precision] * math.log2(max(n, 2.0)), CEILING)
+
+
+def fft_points(image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> int:
+    """Points per plane of the largest transform any spec needs: the image padded by K-1 on both
+    sides ('full') and linearly convolved with the kernel. A method that rounds up to a fast
+    length or transforms in blocks uses a few percent more, or fewer; only ``log2`` of it counts.
+    """
+    h, w = image_shape[-2:]
+    kh, kw = kernel_shape
+    return (h + 3 * (kh - 1)) * (w + 3 * (kw - 1))
+
+
+def fft_error_scale(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = None) -> float:
+    """``max|x| * ||k||_2`` with ``x`` the image padded for ``spec``: what an FFT convolution's
+    rounding errors scale with (see the module docstring); non-finite values are ignored."""
+    spec = ConvSpec() if spec is None else spec
+    image, kernel = check_inputs(image, kernel, spec)
+    padded = spec.pad(image.astype(np.float64), kernel.shape)
+    weights = kernel.astype(np.float64)
+    x, k = padded[np.isfinite(padded)], weights[np.isfinite(weights)]
+    if not x.size or not k.size:
+        return 0.0
+    return float(np.max(np.abs(x)) * np.linalg.norm(k))
+
+
+def tolerance_for(
+    backend: Backend, dtype: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]
+) -> float:
+    """The largest ``max_rel`` ``backend`` is held to for this case, from its declared
+    arithmetic (``Backend.arithmetic``): for 'direct', ``tolerance`` of its precision and
+    ``kh * kw`` terms; for 'fft', ``fft_tolerance`` of its precision and ``fft_points``."""
+    precision = backend.precision(dtype)
+    method = backend.arithmetic(dtype, image_shape, kernel_shape)
+    if method not in ARITHMETICS:
+        raise ValueError(
+            f"{backend.name}.arithmetic() gave {method!r}; it must be one of {list(ARITHMETICS)}"
+        )
+    if method == "fft":
+        return fft_tolerance(precision, fft_points(image_shape, kernel_shape))
+    return tolerance(precision, kernel_shape[0] * kernel_shape[1])
+
+
+def agreement_for(
+    backend: Backend,
+    actual: np.ndarray,
+    reference: np.ndarray,
+    image: np.ndarray,
+    kernel: np.ndarray,
+    spec: ConvSpec | None = None,
+) -> Agreement:
+    """``agreement`` of ``backend``'s result for this case, judged by ``tolerance_for`` against
+    the scale its arithmetic's errors follow (``error_scale``, or ``fft_error_scale``)."""
+    image, kernel = np.asarray(image), np.asarray(kernel)
+    dtype = image.dtype.name
+    fft = backend.arithmetic(dtype, image.shape, kernel.shape) == "fft"
+    scale = (fft_error_scale if fft else error_scale)(image, kernel, spec)
+    return agreement(
+        actual,
+        reference,
+        precision=backend.precision(dtype),
+        scale=scale,
+        tol=tolerance_for(backend, dtype, image.shape, kernel.shape),
     )

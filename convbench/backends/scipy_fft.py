@@ -11,7 +11,8 @@ on its own.
 The arithmetic is 'fft' (``Backend.arithmetic``): a rounding error of the transforms lands on
 every output, so errors grow with the whole image's magnitude and the transform's length, not
 with the terms of one output (``convbench.agreement.fft_tolerance``), and one non-finite pixel
-spoils every output of its plane, not only the windows that hold it. float32 stays float32:
+spoils every output of its transform (its plane for fftconvolve, its blocks for oaconvolve), not
+only the windows that hold it. float32 stays float32:
 ``scipy.fft`` (pocketfft) transforms float32 as complex64, as cuFFT does; float64 as complex128.
 
 ``cupyx.scipy.signal`` has both functions with the same signatures and semantics on CuPy
