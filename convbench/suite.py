@@ -141,11 +141,12 @@ def skip_reason(backend: str, size: int, kernel: int, dtype: str, batch: int = 1
     defective library's version (see ``case_unavailable`` for what this machine can run).
     """
     found = get_backend(backend)
+    if found.device_kind == "cpu":
+        over_budget = _cpu_budget(found, size, kernel, dtype, batch)
+        if over_budget:
+            return over_budget
     image_shape = (size, size) if batch == 1 else (batch, size, size)
-    over_budget = (
-        None if found.device_kind == "gpu" else _cpu_budget(found, size, kernel, dtype, batch)
-    )
-    return over_budget or found.case_unsupported(image_shape, (kernel, kernel), dtype)
+    return found.case_unsupported(image_shape, (kernel, kernel), dtype)
 
 
 def _cpu_budget(found: Backend, size: int, kernel: int, dtype: str, batch: int) -> str | None:
@@ -169,7 +170,7 @@ def _cpu_budget(found: Backend, size: int, kernel: int, dtype: str, batch: int) 
 
 def metric_skip_reason(metric: str, size: int, kernel: int, batch: int = 1) -> str | None:
     """Why the suite does not measure ``metric`` ("time", "peakmem", "track") for a case that
-    ``skip_reason`` lets through, or None when it does. Pure, like ``skip_reason``."""
+    ``skip_reason`` lets through, or None when it does. Depends on the parameters alone."""
     if metric not in METRICS:
         raise ValueError(f"metric={metric!r} must be one of {list(METRICS)}")
     macs = multiply_adds(size, kernel, batch)
