@@ -13,6 +13,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -521,6 +522,8 @@ def test_results_text_is_escaped_everywhere(model):
     assert "<script" not in text
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt; $x$</td>" in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; $x$ float32</text>" in text  # the legend
+    # fixture-cpu alone has no records: its agreement has no verdict.
+    assert "Agreement: no result has a recorded tolerance; 15 are shown" in " ".join(text.split())
 
 
 def test_templates_are_package_files_with_autoescape():
@@ -628,3 +631,13 @@ def test_benchmarks_of_other_suites_are_left_to_asv(frame):
     assert stored("fixture-cpu", "explain.time_explain")[0] == [0.15]
     assert not frame.suite.str.contains("explain").any()
     assert frame["size"].dtype == "int64"  # no parameterless rows turning sizes into floats
+
+
+def test_reading_results_needs_no_plotting_stack():
+    """``convbench compare`` reads results and tables: matplotlib and Jinja2 load with the page."""
+    code = (
+        "import sys; from convbench.report import load_results, tables; "
+        "print(sorted(m for m in ('matplotlib', 'jinja2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

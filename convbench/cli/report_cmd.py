@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 from asv import util
 
+from convbench.report import build_report
+from convbench.timing import copy_bandwidth
+
 
 @click.command("report")
 @click.argument(
@@ -52,18 +55,12 @@ def report_command(
 
     Exit status: 0 on success, 1 when the results cannot be read or hold nothing, 2 on bad usage.
     """
-    # The report needs matplotlib and Jinja2 (the 'report' extra): imported when it is built,
-    # so that the other commands run without them.
     try:
-        from convbench.report import build_report
-    except ImportError as error:
+        index = build_report(results_dir, output, copy_bandwidth if measure_bandwidth else None)
+    except ImportError as error:  # the page's matplotlib or Jinja2
         raise click.ClickException(
             f"the report needs {error.name or error}: pip install 'convbench[report]'"
         ) from error
-    from convbench.timing import copy_bandwidth
-
-    try:
-        index = build_report(results_dir, output, copy_bandwidth if measure_bandwidth else None)
     except (ValueError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"report: {index.resolve()}")

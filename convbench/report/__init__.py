@@ -20,7 +20,6 @@ from pathlib import Path
 
 from convbench.atomic import write_text
 from convbench.environment import default_machine_name
-from convbench.report import html
 from convbench.report.model import Model, build_model
 from convbench.report.results import load_environments, load_results
 from convbench.timing import copy_bandwidth
@@ -79,5 +78,9 @@ def build_report(
     measure: Callable[[], float] | None = copy_bandwidth,
 ) -> Path:
     """Read ``results_dir``, write ``output_dir/index.html`` and return its path."""
+    # The page needs matplotlib and Jinja2 (the 'report' extra); the results and the tables
+    # alone, which ``convbench compare`` reads, do not.
+    from convbench.report import html
+
     page = html.page(read_model(results_dir, measure))
     return write_text(Path(output_dir) / "index.html", page)
