@@ -153,9 +153,8 @@ def build_cases(
 
 def not_run(case: Case, status: str, reason: str, facts: dict | None = None) -> Outcome:
     """The record of a case that did not run to the end, with why."""
-    return Outcome(
-        {**case.fields(), **(facts or dict.fromkeys(FACTS)), "status": status, "reason": reason}
-    )
+    known = {name: (facts or {}).get(name) for name in FACTS}
+    return Outcome({**case.fields(), **known, "status": status, "reason": reason})
 
 
 def failure(case: Case, error: BaseException, facts: dict | None = None) -> Outcome:
@@ -196,7 +195,8 @@ def driver_bytes(case: Case) -> int:
         // (case.size * case.size)
         * ((case.size + pad.top + pad.bottom) * (case.size + pad.left + pad.right))
     )
-    outputs = int(np.prod(case.spec.output_shape(image_shape, kernel_shape)))
+    # A kernel larger than a 'valid' image leaves no output (the case then fails its inputs).
+    outputs = int(np.prod([max(n, 0) for n in case.spec.output_shape(image_shape, kernel_shape)]))
     itemsize = numpy_dtype(case.dtype).itemsize
     # float64: the image and its padded copy, the reference with one tap's product beside it,
     # and in the agreement both sides as float64 and their difference.

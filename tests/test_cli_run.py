@@ -1,16 +1,23 @@
-"""``convbench run`` and ``convbench compare``: tiny sweeps on scipy and torch-cpu, records written
-and read back, exit codes, bad usage."""
+"""``convbench run``, ``list`` and ``env``: tiny sweeps on scipy and torch-cpu, records written and
+read back, exit codes, bad usage."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from convbench.cli import main
+from convbench.cli import env_cmd, main
+from convbench.cli.list_cmd import detail
 from convbench.cli.run_cmd import exit_code
+from convbench.registry import BackendStatus, get_backend
 from convbench.sweep import read_records
 
 FIXTURE = Path(__file__).parent / "data" / "results"
@@ -91,8 +98,6 @@ def test_run_with_nothing_runnable_exits_1():
         ["run", "--dtype", "int8"],
         ["run", "--mode", "middle"],
         ["run", "-b", "torch-cpu", "-o", "out.xlsx"],
-        ["compare", "torch-cpu"],
-        ["compare", "torch-cpu", "not-a-backend-or-path"],
     ],
 )
 def test_bad_usage_exits_2(args):
@@ -114,41 +119,84 @@ def test_every_command_has_help(command):
     assert "Usage:" in result.output
 
 
-def test_compare_two_backends_reports_speedup_and_agreement():
-    result = invoke("compare", "scipy-correlate2d", "torch-cpu", "--size", "16", "-k", "3",
-                    "-k", "4", *QUICK)  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "A = scipy-correlate2d" in result.output
-    lines = [line for line in result.output.splitlines() if "float32" in line]
-    assert len(lines) == 2
-    assert all(line.count(" ok ") >= 3 for line in lines)  # A, B and A-vs-B agreement
+def said(result) -> str:
+    """The command's output with line wrapping undone."""
+    return " ".join(result.output.split())
 
 
-def test_compare_two_result_files(sweep_file, tmp_path):
-    other = tmp_path / "other.json"
-    assert invoke("run", "-b", "torch-cpu", *TINY, *QUICK, "-o", str(other)).exit_code == 0
-    result = invoke("compare", str(sweep_file), str(other))
-    assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if "torch-cpu" in line]
-    assert len(rows) == 2  # the float32 cases both files hold
-
-
-def test_compare_two_machine_folders():
-    result = invoke("compare", str(FIXTURE / "fixture-cpu"), str(FIXTURE / "fixture-gpu"))
-    assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if "torch-cpu" in line]
-    assert len(rows) == 12  # torch-cpu is on both machines: 3 sizes x 2 kernels x 2 dtypes
-
-
-def test_compare_a_results_root_with_two_machines_is_bad_usage():
-    result = invoke("compare", str(FIXTURE), str(FIXTURE / "fixture-gpu"))
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-run-time", "inf"], "'inf' is not a finite number of seconds >= 0"),
+        (["--min-run-time", "nan"], "'nan' is not a finite number of seconds >= 0"),
+        (["--min-run-time", "-1"], "'-1' is not a finite number of seconds >= 0"),
+        (["--min-run-time", "soon"], "'soon' is not a number of seconds"),
+        (["--case-timeout", "0"], "'0' is not a finite number of seconds > 0"),
+        (["--case-timeout", "inf"], "'inf' is not a finite number of seconds > 0"),
+        (["--seed", "-1"], "-1 is not in the range x>=0"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "compare scipy-correlate2d torch-cpu"])
+def test_bad_numbers_are_refused_with_the_accepted_range(command, args, message):
+    result = invoke(*command.split(), *args)
     assert result.exit_code == 2
-    assert "point at one machine's folder" in result.output
+    assert message in said(result)
+    assert "Traceback" not in result.output
 
 
-def test_compare_exits_1_when_one_backend_cannot_run_the_case():
-    # scipy has no float16: nothing to compare torch-cpu with.
-    result = invoke("compare", "torch-cpu", "scipy-correlate2d", "--size", "16", "-k", "3",
-                    "--dtype", "float16", *QUICK)  # fmt: skip
-    assert result.exit_code == 1, result.output
-    assert "unsupported" in result.output
+def test_min_run_time_zero_is_accepted():
+    result = invoke("run", "-b", "scipy-correlate2d", "--size", "8", "-k", "3",
+                    "--min-run-time", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_list_is_cheap_by_default_and_says_so():
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    assert "cheap check: installed packages and GPU device nodes" in said(result)
+    assert "scipy-correlate2d" in result.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="cupy is installed")
+def test_list_prints_the_install_hint_with_its_brackets():
+    # rich would read [cupy] as markup and drop it, leaving 'convbench'.
+    assert "'convbench[cupy]'" in invoke("list").output
+
+
+def test_list_imports_no_framework_by_default():
+    code = (
+        "import sys; from convbench.cli import main\n"
+        "try: main(['list'])\n"
+        "except SystemExit: pass\n"
+        "print(sorted({'torch', 'tensorflow', 'jax'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_list_deep_shows_settings_of_an_available_backend():
+    status = BackendStatus("scipy-correlate2d", "scipy", "cpu", available=True)
+    assert detail(status, deep=True) == ", ".join(
+        f"{k}={v}" for k, v in get_backend("scipy-correlate2d").settings().items()
+    )
+    assert detail(status, deep=False).startswith("scipy ")
+
+
+def test_env_output_that_cannot_be_written_is_refused_before_collecting(tmp_path, monkeypatch):
+    monkeypatch.setattr(env_cmd, "collect_environment", lambda machine: pytest.fail("collected"))
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    result = invoke("env", "--machine", "m", "--output", str(blocker / "env.json"))
+    assert result.exit_code == 2
+    assert f"cannot write in folder '{blocker}'" in said(result)
+
+
+def test_env_writes_its_record_atomically(tmp_path, monkeypatch):
+    record = {"machine": "m", "cpu": "a cpu", "gpu": None, "backends": {"x": {"available": True}}}
+    monkeypatch.setattr(env_cmd, "collect_environment", lambda machine: record)
+    out = tmp_path / "env.json"
+    out.write_text("the previous record")
+    result = invoke("env", "--machine", "m", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == record
+    assert os.listdir(tmp_path) == ["env.json"]  # no temporary left beside it

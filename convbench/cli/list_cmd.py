@@ -7,10 +7,10 @@ import platform
 from importlib import metadata
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from convbench.cli.common import console_for_tables
 from convbench.failures import describe
 from convbench.registry import BackendStatus, get_backend, list_backends
 
@@ -69,4 +69,4 @@ def list_command(deep: bool) -> None:
         mark = "[green]yes[/]" if status.available else "[red]no[/]"
         cells = (status.name, status.library, status.device)
         table.add_row(*map(escape, cells), mark, escape(detail(status, deep)))
-    Console().print(table)
+    console_for_tables().print(table)
