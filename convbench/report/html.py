@@ -45,16 +45,13 @@ class Table:
 
 
 def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or NA: nothing recorded, nothing measured."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
 
 
 def known(value: object) -> str:
     """A recorded fact as text, or 'unknown'."""
     return UNKNOWN if _missing(value) else str(value)
-
-
-def number(value: float, digits: int = 3) -> Cell:
-    return Cell(MISSING if _missing(value) else f"{value:.{digits}g}", "num")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Cell | str]]) -> Table:
