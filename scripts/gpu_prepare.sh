@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with internet, for a GPU machine without it whose python3 already holds the
 # frameworks (torch, JAX, CuPy, ...) and convbench's needs (numpy, scipy, pandas, click, rich,
-# matplotlib, pytest, hypothesis): fill .whl/ (git-ignored) with what that machine still lacks.
+# pytest, hypothesis; the report is built back home): fill .whl/ (git-ignored) with what that
+# machine still lacks.
 # Then copy the working tree, .whl/ included, to the GPU machine and run scripts/gpu_session.sh
 # there (docs/gpu.md).
 #   - asv and asv_runner wheels for the GPU machine's Python, with those of their needs it lacks;
