@@ -1,4 +1,4 @@
-"""asv: how long ``convbench.explain`` takes on a 512x512 result (issue 5 asks for under 1 s)."""
+"""asv: how long ``convbench.explain`` takes on a 512x512 result (it should stay well under 1 s)."""
 
 from __future__ import annotations
 
