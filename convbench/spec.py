@@ -8,6 +8,8 @@ image followed by a 'valid' correlation.  ``padding`` below is the single source
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -67,6 +69,12 @@ class ConvSpec:
     ``Conv2D`` and ``torch.nn.functional.conv2d`` compute; ``op="convolve"`` is
     ``scipy.signal.convolve2d`` (kernel rotated 180 degrees). The default is the deep-learning
     convention: a 'same'-sized cross-correlation with zero padding.
+
+    ``fillvalue`` is any finite real number: a Python int or float, a numpy integer or floating
+    scalar (bfloat16 included), a ``fractions.Fraction``; it is stored as a float. NaN and
+    infinities are refused: with kernel weights of both signs they turn every border output
+    into NaN, which measures nothing a user would benchmark. Booleans, complex numbers,
+    strings and arrays are refused too.
     """
 
     op: str = "correlate"
@@ -82,9 +90,16 @@ class ConvSpec:
         ):
             if value not in accepted:
                 raise ValueError(f"ConvSpec {field}={value!r} is not one of {list(accepted)}")
-        if isinstance(self.fillvalue, bool) or not isinstance(self.fillvalue, (int, float)):
-            raise TypeError(f"ConvSpec fillvalue={self.fillvalue!r} must be a real number")
-        if not np.isfinite(self.fillvalue):
+        if not _real_scalar(self.fillvalue):
+            raise TypeError(
+                f"ConvSpec fillvalue={self.fillvalue!r} must be a real number "
+                "(int, float or a numpy real scalar)"
+            )
+        try:
+            finite = math.isfinite(float(self.fillvalue))
+        except OverflowError:  # an int beyond every float
+            finite = False
+        if not finite:
             raise ValueError(f"ConvSpec fillvalue={self.fillvalue!r} must be finite")
         if self.boundary != "fill" and self.fillvalue != 0:
             raise ValueError(
@@ -126,6 +141,15 @@ class ConvSpec:
         return np.pad(image, widths, mode=NUMPY_PAD_MODE[self.boundary])
 
 
+def _real_scalar(value: object) -> bool:
+    """A real number other than a boolean; bfloat16 scalars are numpy scalars of their own."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    return isinstance(value, np.generic) and np.dtype(type(value)).name in FLOAT_DTYPES
+
+
 def dtype_name(dtype: np.dtype) -> str:
     return np.dtype(dtype).name
 
@@ -143,14 +167,40 @@ def numpy_dtype(name: str) -> np.dtype:
     return np.dtype(name)
 
 
+def largest_finite(dtype: np.dtype) -> float:
+    """The largest finite value of a float dtype (bfloat16's from ml_dtypes)."""
+    if dtype_name(dtype) == "bfloat16":
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(dtype).max)
+    return float(np.finfo(dtype).max)
+
+
+def fill_in(dtype: np.dtype, spec: ConvSpec) -> float:
+    """``spec.fillvalue`` rounded to ``dtype``: the value an image of that dtype is padded with."""
+    with np.errstate(over="ignore"):
+        return float(np.asarray(spec.fillvalue).astype(dtype))
+
+
 def check_inputs(
-    image: np.ndarray, kernel: np.ndarray, spec: ConvSpec
+    image: np.ndarray, kernel: np.ndarray, spec: ConvSpec, *, copy: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate image and kernel for ``spec``; return them as arrays, kernel in the image's dtype.
 
     The image's dtype is the compute dtype. A kernel of another real dtype is cast to it
     (documented choice: frameworks hold weights in the activation dtype, and a float64 kernel
-    with a float32 image is the common accident, not a request for mixed precision).
+    with a float32 image is the common accident, not a request for mixed precision). The fill
+    value is rounded to it too; one that rounds to infinity (1e39 in float32, 7e4 in float16) is
+    a ValueError naming the dtype's range, since padding with it would turn the border into
+    inf and NaN where the exact result is finite or infinite.
+
+    With ``copy`` (what ``Backend.prepare`` does) both come back as fresh C-contiguous arrays in
+    native byte order: a prepared case owns its inputs, so changing the caller's arrays later
+    changes nothing, and frameworks that take numpy memory as it lies (``torch.from_numpy``,
+    ``jax.device_put``) never see a byte-swapped or negatively strided array. The copy costs
+    one pass over the image, against kh * kw passes of the convolution. ``copy=False`` returns
+    the caller's arrays as they are (the kernel cast), for code that only reads them during
+    the call.
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a convbench.ConvSpec, got {type(spec).__name__}")
@@ -185,4 +235,17 @@ def check_inputs(
             f"kernel {kernel.shape} is larger than the image {image.shape[-2:]} in mode 'valid', "
             "which would give an empty result; use mode 'same' or 'full'"
         )
-    return image, kernel.astype(image.dtype, copy=False)
+    pads = spec.boundary == "fill" and not spec.padding(kernel.shape).is_zero
+    if pads and not np.isfinite(fill_in(image.dtype, spec)):
+        raise ValueError(
+            f"ConvSpec fillvalue={spec.fillvalue!r} is outside the range of {name} "
+            f"(finite values up to ±{largest_finite(image.dtype):.6g}): padding a {name} "
+            "image with it would pad with infinity"
+        )
+    if not copy:
+        return image, kernel.astype(image.dtype, copy=False)
+    native = image.dtype.newbyteorder("=")
+    return (
+        np.array(image, dtype=native, order="C", copy=True),
+        np.array(kernel, dtype=native, order="C", copy=True),
+    )

@@ -134,7 +134,8 @@ class JaxBackend(Backend):
                 newest.pop().block_until_ready()
 
         def download(y: jax.Array) -> np.ndarray:
-            out = np.asarray(y)[:, 0]
+            # np.array copies: a view of a JAX buffer is read-only, other backends' results are not.
+            out = np.array(y)[:, 0]
             return out if batched else out[0]
 
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
