@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import convbench
+from convbench.agreement import agreement_for
 from convbench.backends.tensorflow_conv import log_lines_kept
-from convbench.reference import error_scale
 from convbench.spec import FLOAT_DTYPES, ConvSpec
 from tests.strategies import Case, cases, record
 
@@ -47,13 +47,7 @@ def test_backend_matches_reference(backend: convbench.Backend, dtype: str) -> No
         expected = convbench.reference(case.image, case.kernel, case.spec)
         assert out.dtype == case.image.dtype
         assert out.shape == expected.shape == prepared.output_shape
-        found = convbench.agreement(
-            out,
-            expected,
-            terms=case.kernel.size,
-            precision=backend.precision(dtype),
-            scale=error_scale(case.image, case.kernel, case.spec),
-        )
+        found = agreement_for(backend, out, expected, case.image, case.kernel, case.spec)
         record(backend.name, dtype, found.max_rel)
         assert found.ok, f"{backend.name} {case.spec} {prepared.padding}: {found}"
 
