@@ -22,6 +22,11 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    # mkstemp creates the file readable by its owner only; a replaced file gets the mode any new
+    # file would (0666 less the umask), so a report stays readable by a web server, say.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     temporary = Path(name)
     try:
         yield temporary
