@@ -97,6 +97,15 @@ class Case:
     setting: str = ""
     default_setting: bool = True
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        square = (self.size, self.size)
+        return (self.batch, *square) if self.batch > 1 else square
+
+    @property
+    def kernel_shape(self) -> tuple[int, int]:
+        return (self.kernel, self.kernel)
+
 
 @dataclass(frozen=True)
 class Ready:
@@ -169,7 +178,7 @@ class ConvSuite(ABC):
         facts: Mapping[str, Any] = {}
         try:
             found = convbench.get_backend(case.backend).configure(**case.options)
-            facts = records.backend_facts(found, case.dtype, terms=case.kernel**2)
+            facts = records.backend_facts(found, case.dtype, case.image_shape, case.kernel_shape)
             grid = suite.skip_reason(case.backend, case.size, case.kernel, case.dtype, case.batch)
             reasons = {name: grid or metric_skip_reason(name, case) for name in reasons}
             why_not = grid or suite.case_unavailable(case.backend, case.dtype)

@@ -22,8 +22,9 @@ A record is a flat mapping:
 - ``reason``: why it was skipped or failed (None when ready);
 - the facts of ``FACTS``: ``library``, ``device`` ("cpu" or "gpu"), ``cpu_twin`` (for a GPU
   backend, the CPU backend that runs the same code), ``precision`` (the arithmetic really used,
-  e.g. "tf32" for float32 on tensor cores) and ``tolerance`` (the largest ``max_rel`` accepted);
-  None where unknown;
+  e.g. "tf32" for float32 on tensor cores), ``arithmetic`` ("direct" sums or "fft", which the
+  backend may choose per case, as OpenCV does) and ``tolerance`` (the largest ``max_rel``
+  accepted, from ``agreement.tolerance_for``); None where unknown;
 - ``commit``: the commit benchmarked (``$CONVBENCH_COMMIT`` or asv's ``$ASV_COMMIT``), so that a
   report reads the records of its results' commit only.
 """
@@ -36,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convbench.agreement import tolerance
+from convbench.agreement import tolerance_for
 
 if TYPE_CHECKING:
     from convbench.backends.base import Backend
@@ -44,27 +45,33 @@ if TYPE_CHECKING:
 ENV = "CONVBENCH_RECORDS"
 FILE = "convbench-records.jsonl"
 STATUSES = ("ready", "skipped", "failed")
-FACTS = ("library", "device", "cpu_twin", "precision", "tolerance")
+FACTS = ("library", "device", "cpu_twin", "precision", "arithmetic", "tolerance")
 # A later record of a case replaces an earlier one unless the earlier one ranks higher: a case
 # that failed in one benchmark's process stays failed when the next process sets it up again.
 RANK = {"ready": 0, "skipped": 1, "failed": 2}
 
 
-def backend_facts(backend: Backend, dtype: str, terms: int) -> dict[str, Any]:
-    """The facts of ``FACTS`` for ``backend`` computing in ``dtype`` with ``terms`` products per
-    output, asked of the backend object. A fact the backend cannot give (its framework is not
-    installed) is None, never guessed."""
-    try:
-        precision = backend.precision(dtype)
-    except Exception:  # an absent framework cannot say which arithmetic it would use
-        precision = None
-    return {
+def backend_facts(
+    backend: Backend, dtype: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]
+) -> dict[str, Any]:
+    """The facts of ``FACTS`` for ``backend`` computing an ``image_shape`` image with a
+    ``kernel_shape`` kernel in ``dtype``, asked of the backend object. A fact the backend cannot
+    give (its framework is not installed) is None, never guessed."""
+    found: dict[str, Any] = {
         "library": backend.library or None,
         "device": backend.device_kind,
         "cpu_twin": backend.cpu_twin,
-        "precision": precision,
-        "tolerance": None if precision is None else tolerance(precision, terms),
+        "precision": None,
+        "arithmetic": None,
+        "tolerance": None,
     }
+    try:
+        found["precision"] = backend.precision(dtype)
+        found["arithmetic"] = backend.arithmetic(dtype, image_shape, kernel_shape)
+        found["tolerance"] = tolerance_for(backend, dtype, image_shape, kernel_shape)
+    except Exception:  # an absent framework cannot say which arithmetic it would use
+        pass
+    return found
 
 
 def case_key(benchmark: str, params: Mapping[str, Any]) -> tuple:
