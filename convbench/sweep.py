@@ -15,10 +15,14 @@ How:
   starts a new worker. The worker ignores SIGINT (a terminal's Ctrl-C reaches the whole process
   group): the driver decides what an interruption stops. On Linux the worker dies with its
   driver (``PR_SET_PDEATHSIG``), so a kill -9 of the driver leaves no backend running on.
-- **The driver** (the calling process) makes each case's inputs and float64 reference once per
-  group of cases sharing them, sends image and kernel to the worker, receives the backend's
-  facts (``convbench.records.backend_facts``) before the work starts and its host result and
-  timing after, and judges the agreement itself.
+- **The worker does the work of a case**: it makes the inputs and the float64 reference (once
+  for the consecutive cases sharing them), tells the driver the backend's facts
+  (``convbench.records.backend_facts``) before the backend starts, then times the backend and
+  judges its result (``convbench.agreement.agreement_for``), and answers with the case's record
+  (and the host result, when asked). The driver (the calling process) only sends cases, keeps
+  time and writes records, so it stays small: the out-of-memory killer picks the largest
+  process, the worker. A case too large for this machine's memory (``convbench.memory``) is
+  refused up front.
 - **Nothing lost.** ``run_sweep`` appends each finished case's record to a JSON-lines *stream*
   beside the requested output (``<output>.partial.jsonl``: one JSON object per line, as Python's
   ``json`` writes it, NaN and Infinity included) as it finishes, and writes the requested CSV,
@@ -40,8 +44,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import itertools
 import json
+import math
 import os
 import signal
 import socket
@@ -59,9 +65,10 @@ from typing import Any
 import numpy as np
 
 from convbench import atomic
-from convbench.agreement import agreement
-from convbench.backends.base import BackendUnavailable
+from convbench.agreement import Agreement, agreement_for
+from convbench.backends.base import Backend, BackendUnavailable
 from convbench.failures import describe
+from convbench.memory import memory_refusal
 from convbench.records import FACTS, backend_facts
 from convbench.reference import reference
 from convbench.registry import get_backend
@@ -102,6 +109,15 @@ class Case:
         """What the inputs and the reference depend on: cases sharing it share them."""
         return (self.size, self.kernel, self.dtype, self.batch, self.spec)
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        square = (self.size, self.size)
+        return square if self.batch == 1 else (self.batch, *square)
+
+    @property
+    def kernel_shape(self) -> tuple[int, int]:
+        return (self.kernel, self.kernel)
+
     def fields(self) -> dict[str, Any]:
         """The case's part of its record."""
         return {
@@ -126,8 +142,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class SweepOptions:
-    """How each case is measured: seconds of samples, the input seed, the per-case time limit
-    (seconds the worker may take for one case, its framework's first import included)."""
+    """How each case is measured: seconds of samples, the input seed, and the per-case time
+    limit (seconds the worker may take for one case, its framework's first import and the
+    inputs and reference of the first case of a group included)."""
 
     min_run_time: float = 0.2
     seed: int = 0
@@ -170,61 +187,27 @@ def failure(case: Case, error: BaseException, facts: dict | None = None) -> Outc
     return not_run(case, "error", describe(error), facts)
 
 
-def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can take without swapping (Linux
-    ``MemAvailable``), or None where that is not known."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def driver_bytes(case: Case) -> int:
-    """Bytes the driver holds at once for ``case``: the inputs, their float64 padded copy, the
-    reference, the backend's result and the float64 temporaries of the agreement."""
-    image_shape = (case.size, case.size) if case.batch == 1 else (case.batch, case.size, case.size)
-    kernel_shape = (case.kernel, case.kernel)
-    pad = case.spec.padding(kernel_shape)
-    pixels = int(np.prod(image_shape))
-    padded = (
-        pixels
-        // (case.size * case.size)
-        * ((case.size + pad.top + pad.bottom) * (case.size + pad.left + pad.right))
-    )
-    # A kernel larger than a 'valid' image leaves no output (the case then fails its inputs).
-    outputs = int(np.prod([max(n, 0) for n in case.spec.output_shape(image_shape, kernel_shape)]))
-    itemsize = numpy_dtype(case.dtype).itemsize
-    # float64: the image and its padded copy, the reference with one tap's product beside it,
-    # and in the agreement both sides as float64 and their difference.
-    return pixels * itemsize + 8 * (pixels + padded) + outputs * (itemsize + 8 * 5)
-
-
 def refusal(case: Case) -> str | None:
-    """Why ``case`` is refused before anything is allocated, or None. The one place a case is
-    turned down up front: a case whose inputs and reference alone outgrow this machine's free
-    memory would take the driver (and every finished case) down with it."""
-    free = available_memory()
-    needed = driver_bytes(case)
-    if free is not None and needed > free:
-        return (
-            f"the inputs and float64 reference need about {needed / 2**30:.3g} GiB; "
-            f"{free / 2**30:.3g} GiB of memory is available"
-        )
-    return None
+    """Why ``case`` is refused before it is sent to the worker, or None: the one place a case is
+    turned down up front. A case whose inputs, reference, output and the backend's workspace
+    outgrow this machine's available memory (``convbench.memory``) would meet the kernel's
+    out-of-memory killer halfway through."""
+    try:
+        backend = get_backend(case.backend)
+    except Exception:  # a plugin that fails to load fails in the worker, with its reason
+        backend = None
+    return memory_refusal(case.image_shape, case.kernel_shape, case.dtype, case.spec, backend)
 
 
 @dataclass(frozen=True)
 class Job:
-    """What the driver sends the worker: one case and its inputs."""
+    """What the driver sends the worker: one case, how to make its inputs and measure it, and
+    whether to send the host result back."""
 
     case: Case
-    image: np.ndarray
-    kernel: np.ndarray
+    seed: int
     min_run_time: float
+    keep_output: bool
 
 
 @dataclass(frozen=True)
@@ -235,31 +218,70 @@ class Facts:
     facts: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Ran:
-    """The worker's answer for a case that ran: its host result and its timing."""
+@functools.lru_cache(maxsize=1)
+def case_inputs(inputs_key: tuple, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, kernel and float64 reference of a ``Case.inputs_key``, made once for the
+    consecutive cases sharing them (``build_cases`` keeps them adjacent). Backends cannot
+    change them: ``prepare`` works on its own copy."""
+    size, kernel, dtype, batch, spec = inputs_key
+    image, weights = make_inputs(size, kernel, dtype, batch, seed=seed)
+    return image, weights, reference(image, weights, spec)
 
-    output: np.ndarray
-    measurement: Measurement
+
+def case_facts(backend: Backend, case: Case) -> dict[str, Any]:
+    """``backend_facts`` of this case (its tolerance depends on the backend's arithmetic, direct
+    or FFT, and on the shapes)."""
+    return backend_facts(backend, case.dtype, case.image_shape, case.kernel_shape)
 
 
-def attempt(job: Job, tell: Callable[[Facts], object]) -> Ran | Outcome:
-    """Run ``job`` with its backend (in the worker); whatever the backend raises, even
-    ``SystemExit`` or ``KeyboardInterrupt``, is the case's failure."""
+def ran(case: Case, facts: dict, measurement: Measurement, agree: Agreement, outputs: int) -> dict:
+    """The record of a case that ran."""
+    # The least traffic any implementation has: read image and kernel once, write the output.
+    itemsize = numpy_dtype(case.dtype).itemsize
+    moved = itemsize * (math.prod(case.image_shape) + case.kernel**2 + outputs)
+    return {
+        **case.fields(),
+        **facts,
+        "tolerance": agree.tolerance,
+        "status": "ok" if agree.ok else "mismatch",
+        "reason": None if agree.ok else str(agree),
+        "median_s": measurement.median,
+        "q25_s": measurement.q25,
+        "q75_s": measurement.q75,
+        "spread": measurement.spread,
+        "number": measurement.number,
+        "samples": len(measurement.raw_times),
+        "gb_per_s": moved / measurement.median / 1e9 if measurement.median > 0 else None,
+        "max_rel": agree.max_rel,
+        "max_abs": agree.max_abs,
+        "rel_l2": agree.rel_l2,
+        "ok": bool(agree.ok),
+        "warning": "; ".join(measurement.warnings),
+    }
+
+
+def attempt(job: Job, tell: Callable[[Facts], object]) -> Outcome:
+    """Run ``job`` (in the worker): inputs, the backend's timing and result, its agreement with
+    the reference. Whatever the backend raises, even ``SystemExit`` or ``KeyboardInterrupt``,
+    is the case's failure."""
     case = job.case
     try:
         backend = get_backend(case.backend)
     except Exception as error:  # a plugin that fails to load fails its cases only
         return failure(case, error)
-    facts = backend_facts(backend, case.dtype, terms=case.kernel**2)
+    facts = case_facts(backend, case)
     tell(Facts(facts))
     try:
-        prepared = backend.prepare(job.image, job.kernel, case.spec)
+        image, kernel, ref = case_inputs(case.inputs_key, job.seed)
+        prepared = backend.prepare(image, kernel, case.spec)
         timer = Timer.of(prepared, Task(case.backend, str(case)))
         measurement = timer.blocked_autorange(job.min_run_time)
-        return Ran(prepared.result(), measurement)
+        output = prepared.result()
+        agree = agreement_for(backend, output, ref, image, kernel, case.spec)
     except BaseException as error:  # a case's failure (OOM, a library bug) is that case's result
         return failure(case, error, facts)
+    record = ran(case, facts, measurement, agree, output.size)
+    return Outcome(record, output if job.keep_output else None)
 
 
 def die_with(parent: int) -> None:
@@ -378,11 +400,9 @@ class Worker:
         if self._process is not None:
             self._gone()
 
-    def run(
-        self, job: Job, case_timeout: float, stop: Stop
-    ) -> tuple[dict | None, Ran | Outcome] | None:
-        """The worker's facts and answer for ``job``; None when ``stop`` was set meanwhile (the
-        worker is then killed and the case abandoned, as on any exception in the driver)."""
+    def run(self, job: Job, case_timeout: float, stop: Stop) -> Outcome | None:
+        """The outcome of ``job``; None when ``stop`` was set meanwhile (the worker is then
+        killed and the case abandoned, as on any exception in the driver)."""
         with self._lock:
             if self._process is None:
                 self._start()
@@ -392,9 +412,7 @@ class Worker:
                 self.kill()
                 raise
 
-    def _answer(
-        self, job: Job, case_timeout: float, stop: Stop
-    ) -> tuple[dict | None, Ran | Outcome] | None:
+    def _answer(self, job: Job, case_timeout: float, stop: Stop) -> Outcome | None:
         facts = None
         deadline = time.monotonic() + case_timeout
         try:
@@ -407,12 +425,12 @@ class Worker:
                 if remaining <= 0:
                     self.kill()
                     limit = f"exceeded the per-case time limit of {case_timeout:g} s"
-                    return facts, not_run(job.case, "error", limit, facts)
+                    return not_run(job.case, "error", limit, facts)
                 if not self._connection.poll(min(remaining, POLL_SECONDS)):
                     continue
                 message = self._connection.recv()
                 if not isinstance(message, Facts):
-                    return facts, message
+                    return message
                 facts = message.facts
         except (EOFError, OSError):  # the socket closed under us: the worker died
             reason = self._gone()
@@ -420,7 +438,7 @@ class Worker:
             # Killed by the signal that stops the sweep (SIGTERM to the whole process group):
             # the case is abandoned, not failed.
             return None
-        return facts, not_run(job.case, "error", reason, facts)
+        return not_run(job.case, "error", reason, facts)
 
 
 _WORKER: Worker | None = None
@@ -444,80 +462,34 @@ def shared_worker() -> Worker:
     return _WORKER
 
 
-def judge(case: Case, facts: dict | None, answer: Ran | Outcome, ref: np.ndarray) -> Outcome:
-    """The record of a case from the worker's answer: agreement with the reference, timing."""
-    if isinstance(answer, Outcome):
-        return answer
-    output, measurement = answer.output, answer.measurement
-    facts = facts or dict.fromkeys(FACTS)
-    try:
-        agree = agreement(output, ref, terms=case.kernel**2, precision=facts["precision"])
-    except Exception as error:  # e.g. a backend returning the wrong shape
-        return failure(case, error, facts)
-    # The least traffic any implementation has: read image and kernel once, write the output.
-    pixels = case.batch * case.size * case.size
-    moved = numpy_dtype(case.dtype).itemsize * (pixels + case.kernel**2 + output.size)
-    record = {
-        **case.fields(),
-        **facts,
-        "status": "ok" if agree.ok else "mismatch",
-        "reason": None if agree.ok else str(agree),
-        "median_s": measurement.median,
-        "q25_s": measurement.q25,
-        "q75_s": measurement.q75,
-        "spread": measurement.spread,
-        "number": measurement.number,
-        "samples": len(measurement.raw_times),
-        "gb_per_s": moved / measurement.median / 1e9 if measurement.median > 0 else None,
-        "max_rel": agree.max_rel,
-        "max_abs": agree.max_abs,
-        "rel_l2": agree.rel_l2,
-        "ok": agree.ok,
-        "warning": "; ".join(measurement.warnings),
-    }
-    return Outcome(record, output)
-
-
 def sweep(
     cases: Sequence[Case],
     options: SweepOptions | None = None,
     *,
     stop: Stop | None = None,
     announce: Callable[[Case], object] | None = None,
+    keep_output: bool = False,
 ) -> Iterator[tuple[Case, Outcome]]:
     """Each case and its outcome, in order, as each finishes; ``announce(case)`` is called as a
     case starts. Ends early, without the case in flight, when ``stop`` is set. The backends run
-    in ``shared_worker()``."""
+    in ``shared_worker()``; ``keep_output``: each outcome carries the backend's host result."""
     options = options or SweepOptions()
     stop = stop or Stop()
     worker = shared_worker()
-    for key, group in itertools.groupby(cases, key=lambda c: c.inputs_key):
+    for case in cases:
         if stop.signal is not None:
             return
-        group = list(group)
-        first = group[0]
-        refused = refusal(first)
+        refused = refusal(case)
         if refused:
-            for case in group:
-                yield case, not_run(case, "unsupported", refused)
+            yield case, not_run(case, "unsupported", refused)
             continue
-        try:
-            image, kernel = make_inputs(*key[:4], seed=options.seed)
-            ref = reference(image, kernel, first.spec)
-        except Exception as error:  # bad inputs for this spec: every backend's case fails
-            for case in group:
-                yield case, failure(case, error)
-            continue
-        for case in group:
-            if stop.signal is not None:
-                return
-            if announce is not None:
-                announce(case)
-            job = Job(case, image, kernel, options.min_run_time)
-            answered = worker.run(job, options.case_timeout, stop)
-            if answered is None:
-                return
-            yield case, judge(case, *answered, ref)
+        if announce is not None:
+            announce(case)
+        job = Job(case, options.seed, options.min_run_time, keep_output)
+        outcome = worker.run(job, options.case_timeout, stop)
+        if outcome is None:
+            return
+        yield case, outcome
 
 
 def load_stream(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -554,7 +526,7 @@ WRITERS: dict[str, Callable[[list[dict[str, Any]], Path], object]] = {
 
 
 def read_records(path: str | os.PathLike):
-    """The records of a file written by ``write_records`` (or a stream), as a DataFrame; the
+    """The records of a file written by one of ``WRITERS`` (or a stream), as a DataFrame; the
     format is the suffix. OSError or ValueError when the file cannot be read as one."""
     import pandas as pd
 
@@ -663,6 +635,7 @@ def run_sweep(
     options: SweepOptions | None = None,
     output: Output | None = None,
     announce: Callable[[Case], object] | None = None,
+    keep_output: bool = False,
 ) -> SweepRun:
     """``sweep`` with nothing lost: each finished case streamed to ``output.stream``, all of them
     written to ``output.path`` at the end (also after SIGINT or SIGTERM, which stop the sweep
@@ -673,7 +646,8 @@ def run_sweep(
     with stop_signals() as stop:
         if output is not None:
             output.open_stream()
-        for _, outcome in sweep(cases, options, stop=stop, announce=announce):
+        running = sweep(cases, options, stop=stop, announce=announce, keep_output=keep_output)
+        for _, outcome in running:
             outcomes.append(outcome)
             if output is None:
                 continue

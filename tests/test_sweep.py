@@ -11,10 +11,10 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from convbench.agreement import tolerance, tolerance_for
 from convbench.backends.base import BackendUnavailable
+from convbench.registry import get_backend
 from convbench.spec import ConvSpec
 from convbench.sweep import (
     STREAM_SUFFIX,
@@ -25,7 +25,6 @@ from convbench.sweep import (
     SweepOptions,
     build_cases,
     death,
-    driver_bytes,
     failure,
     load_stream,
     read_records,
@@ -93,28 +92,12 @@ def test_death_says_how_the_worker_ended(exitcode, reason):
     assert death(exitcode) == reason
 
 
-def test_driver_bytes_counts_inputs_reference_and_agreement():
-    # 4x4 float32 image, 3x3 kernel, 'same': padded 6x6, 16 outputs.
-    assert driver_bytes(case(size=4)) == 16 * 4 + 8 * (16 + 36) + 16 * (4 + 8 * 5)
-
-
-@given(
-    size=st.integers(1, 64),
-    kernel=st.integers(1, 9),
-    batch=st.integers(1, 4),
-    mode=st.sampled_from(["full", "same", "valid"]),
-)
-def test_driver_bytes_grows_with_the_case(size, kernel, batch, mode):
-    small = driver_bytes(case(size, kernel, batch=batch, mode=mode))
-    assert driver_bytes(case(size + 1, kernel, batch=batch, mode=mode)) > small
-    assert driver_bytes(case(size, kernel, batch=batch + 1, mode=mode)) > small
-    assert driver_bytes(case(size, kernel, "float64", batch, mode=mode)) > small
-
-
 def test_a_case_larger_than_memory_is_refused_up_front():
     huge = case(size=10**6)
     reason = refusal(huge)
-    assert reason is not None and reason.startswith("the inputs and float64 reference need about")
+    assert reason is not None and reason.startswith(
+        "scipy-correlate2d float32 1000000x1000000 image with a 3x3 kernel needs about"
+    )
     assert refusal(case()) is None
     (outcome,) = [o for _, o in sweep([huge])]
     assert (outcome.record["status"], outcome.record["reason"]) == ("unsupported", reason)
@@ -131,7 +114,7 @@ def test_inputs_a_spec_cannot_take_fail_every_backend_of_the_group():
 
 def test_the_worker_answers_with_the_result_the_timing_and_the_facts():
     cases = build_cases(["scipy-correlate2d"], [16], [3], ["float32", "float64"], 1, SPEC)
-    outcomes = [o for _, o in sweep(cases, SweepOptions(min_run_time=0.0))]
+    outcomes = [o for _, o in sweep(cases, SweepOptions(min_run_time=0.0), keep_output=True)]
     for outcome, dtype in zip(outcomes, ["float32", "float64"], strict=True):
         record = outcome.record
         assert outcome.output.dtype == np.dtype(dtype) and outcome.output.shape == (16, 16)
@@ -220,3 +203,18 @@ def test_a_stopped_sweep_runs_no_further_case():
     with stop_signals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert list(sweep([case(8), case(9)], stop=stop)) == []
+
+
+def test_the_host_result_comes_back_only_when_asked():
+    ((_, outcome),) = list(sweep([case(8)], SweepOptions(min_run_time=0.0)))
+    assert outcome.output is None and outcome.record["status"] == "ok"
+
+
+def test_an_fft_backend_is_judged_by_its_own_tolerance():
+    fft = Case("scipy-fftconvolve", 64, 7, "float32", 1, SPEC)
+    ((_, outcome),) = list(sweep([fft], SweepOptions(min_run_time=0.0)))
+    backend = get_backend("scipy-fftconvolve")
+    expected = tolerance_for(backend, "float32", fft.image_shape, fft.kernel_shape)
+    assert outcome.record["status"] == "ok", outcome.record["reason"]
+    assert outcome.record["tolerance"] == expected
+    assert expected != tolerance("float32", 49)  # not the direct method's

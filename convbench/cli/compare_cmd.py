@@ -49,7 +49,7 @@ def compare_backends(
     and their mutual agreement. Cases cut short by an interruption are left out."""
     cases = build_cases([a, b], *cases_a)
     with progress_bar(cases) as announce:
-        run = run_sweep(cases, options, announce=announce)
+        run = run_sweep(cases, options, announce=announce, keep_output=True)
     outcomes = {(o.record["backend"], *(o.record[k] for k in KEY[1:])): o for o in run.outcomes}
     rows = []
     for case in cases[::2]:
