@@ -213,7 +213,7 @@ def agreement(
     0, the scale of all-zero inputs, is the default's). A ``scale`` or ``terms`` that is not a
     finite non-negative number (``terms`` at least 1) is a ValueError.
     ``tol``: the largest ``max_abs / scale`` accepted, when not ``tolerance(precision, terms)``
-    (``tolerance_for`` gives it for any backend's arithmetic).
+    (``tolerance_for`` gives it for any backend's arithmetic); it too stops at ``CEILING``.
     """
     actual = np.asarray(actual)
     reference = np.asarray(reference)
@@ -223,7 +223,9 @@ def agreement(
             "convbench.explain() can tell why"
         )
     precision = precision or actual.dtype.name
-    tol = tolerance(precision, terms) if tol is None else _positive_real("tol", tol, 0)
+    tol = (
+        tolerance(precision, terms) if tol is None else min(_positive_real("tol", tol, 0), CEILING)
+    )
     judged_scale = 0.0 if scale is None else _positive_real("scale", scale, 0)
     if actual.ndim < 2:
         # One row: reshaping a 0-D or 1-D array to 2-D is always a view.
@@ -285,7 +287,7 @@ def fft_error_scale(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None
     """``max|x| * ||k||_2`` with ``x`` the image padded for ``spec``: what an FFT convolution's
     rounding errors scale with (see the module docstring); non-finite values are ignored."""
     spec = ConvSpec() if spec is None else spec
-    image, kernel = check_inputs(image, kernel, spec)
+    image, kernel = check_inputs(image, kernel, spec, copy=False)
     padded = spec.pad(image.astype(np.float64), kernel.shape)
     weights = kernel.astype(np.float64)
     x, k = padded[np.isfinite(padded)], weights[np.isfinite(weights)]

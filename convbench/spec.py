@@ -119,10 +119,15 @@ class ConvSpec:
         return Padding(top, bottom, left, right)
 
     def output_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> tuple:
+        *batch, h, w = self.padded_shape(image_shape, kernel_shape)
+        kh, kw = kernel_shape
+        return (*batch, h - kh + 1, w - kw + 1)
+
+    def padded_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> tuple:
+        """The shape of ``pad(image, kernel_shape)`` for an image of ``image_shape``."""
         pad = self.padding(kernel_shape)
         *batch, h, w = image_shape
-        kh, kw = kernel_shape
-        return (*batch, h + pad.top + pad.bottom - kh + 1, w + pad.left + pad.right - kw + 1)
+        return (*batch, h + pad.top + pad.bottom, w + pad.left + pad.right)
 
     def correlation_kernel(self, kernel: np.ndarray) -> np.ndarray:
         """The kernel a cross-correlation must use (rotated 180 degrees for 'convolve'), as a

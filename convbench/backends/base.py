@@ -18,11 +18,26 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convbench.backends.requirements import missing_requirement
-from convbench.spec import ConvSpec, Padding, check_inputs
+from convbench.spec import ConvSpec, Padding, check_inputs, numpy_dtype
 
 
 def no_wait() -> None:
     """The device wait of a CPU backend: its work is done when the call returns."""
+
+
+# Image-sized buffers a backend is assumed to hold while it computes, when it does not say.
+DEFAULT_WORKSPACE_COPIES = 4
+
+
+def default_workspace(
+    image_shape: tuple[int, ...], kernel_shape: tuple[int, int], dtype: str, spec: ConvSpec
+) -> int:
+    """``DEFAULT_WORKSPACE_COPIES`` buffers the size of the padded image or the output, whichever
+    is larger, in bytes: an explicit padded copy, the library's copy on upload, its output before
+    the download copies it out, and scratch."""
+    padded = np.prod(spec.padded_shape(image_shape, kernel_shape))
+    outputs = np.prod(spec.output_shape(image_shape, kernel_shape))
+    return DEFAULT_WORKSPACE_COPIES * int(max(padded, outputs)) * numpy_dtype(dtype).itemsize
 
 
 class BackendUnavailable(RuntimeError):
@@ -209,6 +224,18 @@ class Backend(ABC):
         (``convbench.agreement.tolerance_for``): 'direct', each output a sum of its kh*kw
         products, or 'fft', through transforms of the whole image (or of blocks of it)."""
         return "direct"
+
+    def workspace_bytes(
+        self,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+        spec: ConvSpec,
+    ) -> int:
+        """Host memory this backend takes for a case beyond the inputs, its own copy of them and
+        its output (``convbench.memory.case_memory`` adds them up); ``default_workspace`` unless
+        the backend knows better."""
+        return default_workspace(image_shape, kernel_shape, dtype, spec)
 
     def prepare(
         self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = None

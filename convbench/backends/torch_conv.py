@@ -13,8 +13,10 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
-from convbench.spec import ConvSpec, Padding
+from convbench.spec import ConvSpec, Padding, numpy_dtype
 
+# Image-sized buffers oneDNN's convolution of a one-channel image holds at its peak, at most.
+ONEDNN_COPIES = 32
 # Backend option -> the torch.backends.cudnn flag it sets.
 CUDNN_FLAGS = {"tf32": "allow_tf32", "cudnn_benchmark": "benchmark"}
 
@@ -91,6 +93,28 @@ class TorchBackend(Backend):
             if tf32 and torch.cuda.get_device_capability()[0] >= 8:
                 return "tf32"
         return dtype
+
+    def workspace_bytes(
+        self,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+        spec: ConvSpec,
+    ) -> int:
+        """On the CPU, float32 and bfloat16 go to oneDNN, which reorders a one-channel tensor
+        into 16-channel blocks (up to 32 image-sized buffers at the peak); float64 and float16
+        go to slow_conv2d, which unfolds the image into an im2col buffer of kh * kw values per
+        output. Measured peaks in docs/numerics.md."""
+        import torch
+
+        if self.device != "cpu":
+            return super().workspace_bytes(image_shape, kernel_shape, dtype, spec)
+        itemsize = numpy_dtype(dtype).itemsize
+        padded = int(np.prod(spec.padded_shape(image_shape, kernel_shape))) * itemsize
+        output = int(np.prod(spec.output_shape(image_shape, kernel_shape))) * itemsize
+        if dtype in ("float32", "bfloat16") and torch.backends.mkldnn.is_available():
+            return padded + ONEDNN_COPIES * max(padded, output)
+        return padded + (kernel_shape[0] * kernel_shape[1] + 1) * output
 
     def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
         import torch
