@@ -391,13 +391,9 @@ class Worker:
         return reason
 
     def kill(self) -> None:
+        """End the worker at once: it holds nothing that is not already sent."""
         if self._process is not None:
             self._process.kill()
-            self._gone()
-
-    def close(self) -> None:
-        """Let the worker end (it reads the closed socket), killing it if it does not soon."""
-        if self._process is not None:
             self._gone()
 
     def run(self, job: Job, case_timeout: float, stop: Stop) -> Outcome | None:
@@ -445,9 +441,9 @@ _WORKER: Worker | None = None
 
 
 @atexit.register
-def _close_shared_worker() -> None:
+def _end_shared_worker() -> None:
     if _WORKER is not None:
-        _WORKER.close()
+        _WORKER.kill()
 
 
 def shared_worker() -> Worker:
@@ -457,7 +453,7 @@ def shared_worker() -> Worker:
     global _WORKER
     if _WORKER is None or _WORKER.started_with != tuple(sys.path):
         if _WORKER is not None:
-            _WORKER.close()
+            _WORKER.kill()
         _WORKER = Worker()
     return _WORKER
 
