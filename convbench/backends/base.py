@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convbench.backends.requirements import missing_requirement
-from convbench.spec import ConvSpec, Padding, check_inputs, numpy_dtype
+from convbench.spec import FLOAT_DTYPES, ConvSpec, Padding, check_inputs, numpy_dtype
 
 
 def no_wait() -> None:
@@ -266,3 +266,55 @@ class Backend(ABC):
     @abstractmethod
     def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
         """Build the plan for validated inputs (kernel already in the image's dtype)."""
+
+    def call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        """Python source that computes ``spec`` with this backend's library the way ``prepare``
+        does, ready to paste: with numpy arrays ``image`` (``image_shape``: (H, W) or (B, H, W))
+        and ``kernel`` in scope, it assigns the result to ``out``, a numpy array in ``dtype``.
+        Self-contained: its imports, the kernel's rotation, explicit ``np.pad`` where the library
+        cannot pad so, the framework's layout and device, the result back on the host.
+
+        Imports no framework. NotImplementedError with the reason when this backend cannot
+        compute the case (a dtype it lacks, a known defect) or does not give its call.
+        """
+        if not isinstance(spec, ConvSpec):
+            raise TypeError(f"spec must be a convbench.ConvSpec, got {type(spec).__name__}")
+        image_shape, kernel_shape = tuple(image_shape), tuple(kernel_shape)
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not one of {list(FLOAT_DTYPES)}")
+        if len(image_shape) not in (2, 3) or len(kernel_shape) != 2:
+            raise ValueError(
+                f"image_shape {image_shape} must be (H, W) or (B, H, W) and kernel_shape "
+                f"{kernel_shape} (kh, kw)"
+            )
+        if min(*image_shape, *kernel_shape) < 1:
+            raise ValueError(f"shapes {image_shape} and {kernel_shape} must be positive")
+        if spec.mode == "valid" and any(
+            k > n for k, n in zip(kernel_shape, image_shape[-2:], strict=True)
+        ):
+            raise ValueError(
+                f"kernel {kernel_shape} is larger than the image {image_shape[-2:]} in mode "
+                "'valid', which would give an empty result"
+            )
+        reason = self.dtype_unsupported(dtype) or self.case_unsupported(
+            image_shape, kernel_shape, dtype
+        )
+        if reason:
+            raise NotImplementedError(reason)
+        return self._call_source(spec, image_shape, kernel_shape, dtype)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        """``call_source`` for checked arguments; a backend that can write its call says how."""
+        raise NotImplementedError(f"{self.name} does not give the library call it makes")

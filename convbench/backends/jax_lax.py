@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, native_or_explicit
+from convbench.backends.source import Source, kernel_source, pad_lines, rotation_comment
 from convbench.spec import ConvSpec
 
 PRECISIONS = ("default", "high", "highest")
@@ -139,3 +140,34 @@ class JaxBackend(Backend):
             return out if batched else out[0]
 
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need("import jax", "from jax import lax")
+        if dtype == "float64":
+            code.add('jax.config.update("jax_enable_x64", True)  # float64 needs it (process-wide)')
+        native, pad = native_or_explicit(spec, kernel_shape, lambda p: True)
+        code.add(*rotation_comment(spec, "correlate", "lax.conv_general_dilated"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
+        code.add(f"x = {code.cast('image')}")
+        if not native:
+            why = "lax.conv_general_dilated pads with zeros only"
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+        batched = len(image_shape) == 3
+        precision = ""
+        if self.jax_precision != "default":
+            precision = f", precision=lax.Precision.{self.jax_precision.upper()}"
+        padding = ((pad.top, pad.bottom), (pad.left, pad.right))
+        code.add(
+            f'device = jax.devices("{self.device}")[0]',
+            "# NCHW with one channel; the kernel OIHW",
+            f"x = jax.device_put({'x[:, None]' if batched else 'x[None, None]'}, device)",
+            "k = jax.device_put(k[None, None], device)",
+            f"y = lax.conv_general_dilated(x, k, (1, 1), {padding}{precision})",
+        )
+        return code.add(f"out = np.array(y)[{':' if batched else '0'}, 0]").text()

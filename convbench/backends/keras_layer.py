@@ -20,6 +20,13 @@ import os
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
+from convbench.backends.source import (
+    Source,
+    kernel_source,
+    literal,
+    pad_lines,
+    rotation_comment,
+)
 from convbench.backends.tensorflow_conv import check_placement, import_tensorflow
 from convbench.spec import ConvSpec
 
@@ -106,3 +113,40 @@ class KerasBackend(Backend):
         probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
         check_placement(CPU, op(upload(probe[:1] if batched else probe)).device)
         return Plan(host, upload, op, download, "native" if native else "explicit")
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need("import tensorflow as tf")
+        native, pad = native_or_explicit(
+            spec, kernel_shape, lambda p: p.is_zero or correlate_same(p, kernel_shape)
+        )
+        code.add(
+            "# Keras on TensorFlow, chosen before Keras is first imported",
+            "import os",
+            'os.environ.setdefault("KERAS_BACKEND", "tensorflow")',
+            "import keras",
+            "",
+        )
+        code.add(*rotation_comment(spec, "correlate", "Conv2D"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
+        code.add(f"x = {code.cast('image')}")
+        if not native:
+            why = "Conv2D pads with zeros, as correlate 'same' or 'valid', only"
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+        batched = len(image_shape) == 3
+        padding = "valid" if pad.is_zero else "same"
+        code.add(
+            f"layer = keras.layers.Conv2D(1, {kernel_shape}, padding={literal(padding)}, "
+            f"use_bias=False, dtype={literal(dtype)})",
+            "layer.build((None, *x.shape[-2:], 1))",
+            "layer.set_weights([k[:, :, None, None]])  # HWIO",
+            "# NHWC with one channel",
+            f'with tf.device("{CPU}"):',
+            f"    y = layer(tf.constant({'x[..., None]' if batched else 'x[None, ..., None]'}))",
+        )
+        return code.add(f"out = y.numpy()[{'...' if batched else '0, ...'}, 0]").text()

@@ -21,6 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from convbench.backends.base import Backend, Plan
+from convbench.backends.source import (
+    Source,
+    kernel_source,
+    pad_lines,
+    per_plane,
+    rotation_comment,
+)
 from convbench.spec import ConvSpec
 
 # Kernel taps from which dftFilter2D takes over: float32 on a CPU with SSE3, and all else.
@@ -106,3 +113,37 @@ class OpenCVBackend(Backend):
             return out if x.ndim == 3 else out[0]
 
         return Plan(host, np.ascontiguousarray, op, np.ascontiguousarray, padding)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need("import cv2")
+        code.add(*rotation_comment(spec, "correlate", "cv2.filter2D"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
+        code.add(f"x = {code.cast('image')}")
+        border = _native_border(spec)
+        crop = ""
+        if border is not None:
+            pad = spec.padding(kernel_shape)
+            anchor = (pad.left, pad.top)
+            code.add("# the anchor (x, y) is the padding before the image: filter2D's default,")
+            code.add("# the kernel's centre, is one pixel off for even kernels")
+        else:
+            border = "BORDER_CONSTANT"
+            why = (
+                "filter2D's borders are zeros (BORDER_CONSTANT) or symm (BORDER_REFLECT)"
+                if spec.mode == "same"
+                else "filter2D returns the input's size"
+            )
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+            kh, kw = kernel_shape
+            top, left = (kh - 1) // 2, (kw - 1) // 2
+            anchor = (left, top)
+            out_h, out_w = spec.output_shape(image_shape, kernel_shape)[-2:]
+            crop = f"[..., {top}:{top + out_h}, {left}:{left + out_w}]"
+        call = f"cv2.filter2D({{}}, -1, k, anchor={anchor}, borderType=cv2.{border})"
+        return code.add(f"out = {per_plane(call, len(image_shape) == 3)}{crop}").text()

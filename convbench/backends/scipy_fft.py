@@ -27,7 +27,13 @@ import importlib
 import numpy as np
 
 from convbench.backends.base import Backend, Plan
-from convbench.backends.scipy_signal import MODULES, ScipySignalBackend
+from convbench.backends.scipy_signal import (
+    MODULES,
+    SOURCE_IMPORTS,
+    ScipySignalBackend,
+    upload_source,
+)
+from convbench.backends.source import Source, kernel_source, pad_lines, rotation_comment
 from convbench.spec import ConvSpec
 
 FUNCTIONS = ("fftconvolve", "oaconvolve")
@@ -105,3 +111,34 @@ class ScipyFFTBackend(Backend):
             return function(x, weights, mode=mode, axes=(-2, -1))
 
         return Plan(host, upload=upload, op=op, download=download, padding=padding, wait=wait)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need(*SOURCE_IMPORTS[self.device])
+        code.add(*rotation_comment(spec, "convolve", f"signal.{self.function}"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'convolve'))}")
+        code.add(f"x = {code.cast('image')}")
+        even_same = spec.mode == "same" and any(k % 2 == 0 for k in kernel_shape)
+        zero_fill = spec.boundary == "fill" and spec.fillvalue == 0
+        mode = spec.mode
+        if not zero_fill or (spec.op == "correlate" and even_same):
+            why = (
+                f"{self.function} pads with zeros only"
+                if not zero_fill
+                else f"for an even kernel correlate 'same' is centred one pixel apart from "
+                f"{self.function}'s"
+            )
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+            mode = "valid"
+        upload_source(code, self.device)
+        # A batch (B, H, W): the kernel gets a leading axis, and the transform runs per plane.
+        weights = "k[None]" if len(image_shape) == 3 else "k"
+        result = f'signal.{self.function}(x, {weights}, mode="{mode}", axes=(-2, -1))'
+        if self.device != "cpu":
+            result = f"cp.asnumpy({result})"
+        return code.add(f"out = {result}").text()

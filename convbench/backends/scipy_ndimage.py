@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from convbench.backends.base import Backend, Plan
+from convbench.backends.source import Source, kernel_source, pad_lines, rotation_comment
 from convbench.spec import ConvSpec
 
 NDIMAGE_MODES = {"fill": "constant", "wrap": "grid-wrap", "symm": "reflect"}
@@ -66,3 +67,37 @@ class ScipyNdimageBackend(Backend):
             return out[..., :out_h, :out_w]
 
         return Plan(host, np.ascontiguousarray, op, np.ascontiguousarray, padding)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need("from scipy import ndimage")
+        code.add(*rotation_comment(spec, "correlate", "ndimage.correlate"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
+        code.add(f"x = {code.cast('image')}")
+        pad = spec.padding(kernel_shape)
+        kh, kw = kernel_shape
+        batched = len(image_shape) == 3
+        if spec.mode == "same":
+            origin = (pad.top - kh // 2, pad.left - kw // 2)
+            mode, cval = NDIMAGE_MODES[spec.boundary], spec.fillvalue
+            if origin != (0, 0):
+                code.add("# ndimage centres the window at K // 2; correlate 'same' at (K - 1) // 2")
+            crop = ""
+        else:
+            why = "scipy.ndimage returns the input's size"
+            code.add(*pad_lines(spec, kernel_shape, batched, why, source="x"))
+            code.add("# the window starts at the output's own pixel; the tail is cropped")
+            origin, mode, cval = (-(kh // 2), -(kw // 2)), "constant", 0.0
+            out_h, out_w = spec.output_shape(image_shape, kernel_shape)[-2:]
+            crop = f"[..., :{out_h}, :{out_w}]"
+        weights = "k"
+        if batched:
+            # A (1, kh, kw) kernel never mixes the planes of a batch.
+            weights, origin = "k[None]", (0, *origin)
+        call = f'ndimage.correlate(x, {weights}, mode="{mode}", cval={cval!r}, origin={origin})'
+        return code.add(f"out = {call}{crop}").text()

@@ -18,6 +18,13 @@ from typing import Any
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, no_wait
+from convbench.backends.source import (
+    Source,
+    kernel_source,
+    pad_lines,
+    per_plane,
+    rotation_comment,
+)
 from convbench.spec import ConvSpec
 
 FUNCTIONS = ("convolve2d", "correlate2d")
@@ -112,3 +119,50 @@ class ScipySignalBackend(Backend):
             return stack([function(plane, weights, mode=mode, **kw) for plane in x])
 
         return Plan(host, upload=upload, op=op, download=download, padding=padding, wait=wait)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need(*SOURCE_IMPORTS[self.device])
+        code.add(*rotation_comment(spec, self.native_op, f"signal.{self.function}"))
+        code.add(f"k = {code.cast(kernel_source(spec, self.native_op))}")
+        code.add(f"x = {code.cast('image')}")
+        even_same = spec.mode == "same" and any(k % 2 == 0 for k in kernel_shape)
+        if spec.op == self.native_op or not even_same:
+            fill = f", fillvalue={spec.fillvalue!r}" if spec.boundary == "fill" else ""
+            arguments = f'mode="{spec.mode}", boundary="{spec.boundary}"{fill}'
+        else:
+            why = (
+                f"for an even kernel {spec.op} 'same' is centred one pixel apart from "
+                f"{self.function}'s"
+            )
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+            arguments = 'mode="valid"'
+        upload_source(code, self.device)
+        call = f"signal.{self.function}({{}}, k, {arguments})"
+        return result_source(code, call, len(image_shape) == 3, self.device).text()
+
+
+# What the pasted source of each device imports.
+SOURCE_IMPORTS = {
+    "cpu": ("from scipy import signal",),
+    "gpu": ("import cupy as cp", "from cupyx.scipy import signal"),
+}
+
+
+def upload_source(code: Source, device: str) -> Source:
+    """Put ``x`` and ``k`` on the GPU (CuPy), or leave them where they are on the CPU."""
+    if device == "cpu":
+        return code
+    return code.add("x, k = cp.asarray(x), cp.asarray(k)")
+
+
+def result_source(code: Source, call: str, batched: bool, device: str) -> Source:
+    """``out = call(x)``, plane by plane for a batch (B, H, W) as the backend runs it, brought
+    back to the host from a GPU. ``call`` has one ``{}`` where the image goes."""
+    result = per_plane(call, batched, "np" if device == "cpu" else "cp")
+    return code.add(f"out = {result}" if device == "cpu" else f"out = cp.asnumpy({result})")

@@ -22,6 +22,13 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
+from convbench.backends.source import (
+    Source,
+    kernel_source,
+    literal,
+    pad_lines,
+    rotation_comment,
+)
 from convbench.spec import ConvSpec, Padding
 
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
@@ -207,3 +214,33 @@ class TensorFlowBackend(Backend):
         probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
         check_placement(device, op(upload(probe[:1] if batched else probe)).device)
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need("import tensorflow as tf")
+        if self.options["tf32"] is not None:
+            code.add(
+                f"tf.config.experimental.enable_tensor_float_32_execution({self.options['tf32']})"
+            )
+        native, pad = native_or_explicit(spec, kernel_shape, lambda p: True)
+        code.add(*rotation_comment(spec, "correlate", "tf.nn.conv2d"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
+        code.add(f"x = {code.cast('image')}")
+        if not native:
+            why = "tf.nn.conv2d pads with zeros only"
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+        padding = tf_padding(pad, kernel_shape)
+        batched = len(image_shape) == 3
+        layout = "x[..., None]" if batched else "x[None, ..., None]"
+        code.add(
+            "# NHWC with one channel; the kernel HWIO",
+            f'with tf.device("{self.tf_device}"):',
+            f"    x = tf.constant({layout})",
+            f"    y = tf.nn.conv2d(x, k[:, :, None, None], strides=1, padding={literal(padding)})",
+        )
+        return code.add(f"out = y.numpy()[{'...' if batched else '0, ...'}, 0]").text()

@@ -13,6 +13,13 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
+from convbench.backends.source import (
+    Source,
+    kernel_source,
+    literal,
+    pad_lines,
+    rotation_comment,
+)
 from convbench.spec import ConvSpec, Padding, numpy_dtype
 
 # Image-sized buffers oneDNN's convolution of a one-channel image holds at its peak, at most.
@@ -161,6 +168,54 @@ class TorchBackend(Backend):
             return y.cpu().numpy().astype(out_dtype, copy=False)
 
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
+
+    def _call_source(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, int],
+        dtype: str,
+    ) -> str:
+        code = Source(dtype).need("import torch", "import torch.nn.functional as F")
+        for flag, value in self._chosen_flags().items():
+            code.add(f"torch.backends.cudnn.{flag} = {value}")
+        native, pad = native_or_explicit(
+            spec, kernel_shape, lambda p: _torch_padding(p, kernel_shape) is not None
+        )
+        # numpy has no bfloat16 that torch reads; float32 holds every bfloat16 value exactly.
+        carrier = "float32" if dtype == "bfloat16" else dtype
+        code.add(*rotation_comment(spec, "correlate", "F.conv2d"))
+        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'), True, carrier)}")
+        code.add(f"x = {code.cast('image', True, carrier)}")
+        padding = ""
+        if not native:
+            why = (
+                "conv2d pads with zeros only"
+                if spec.boundary != "fill" or spec.fillvalue
+                else "conv2d pads with zeros symmetrically or as correlate 'same' only"
+            )
+            code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))
+        elif not pad.is_zero:
+            padding = f", padding={literal(_torch_padding(pad, kernel_shape))}"
+        move = [] if self.device == "cpu" else [f'device="{self.device}"']
+        if dtype != carrier:
+            move.append(f"dtype=torch.{dtype}")
+        to = f".to({', '.join(move)})" if move else ""
+        layout = "[:, None]" if len(image_shape) == 3 else "[None, None]"
+        code.add(
+            "# NCHW: one channel; the kernel OIHW",
+            f"x = torch.from_numpy(x){layout}{to}",
+            f"k = torch.from_numpy(k)[None, None]{to}",
+            f"y = F.conv2d(x, k{padding})",
+        )
+        back = "[:, 0]" if len(image_shape) == 3 else "[0, 0]"
+        if self.device != "cpu":
+            back += ".cpu()"
+        if dtype == "bfloat16":
+            back += ".float().numpy().astype(ml_dtypes.bfloat16)"
+        else:
+            back += ".numpy()"
+        return code.add(f"out = y{back}").text()
 
 
 def _numpy_carrier(dtype: np.dtype) -> np.dtype:
