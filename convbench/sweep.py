@@ -19,10 +19,10 @@ How:
   for the consecutive cases sharing them), tells the driver the backend's facts
   (``convbench.records.backend_facts``) before the backend starts, then times the backend and
   judges its result (``convbench.agreement.agreement_for``), and answers with the case's record
-  (and the host result, when asked). The driver (the calling process) only sends cases, keeps
-  time and writes records, so it stays small: the out-of-memory killer picks the largest
-  process, the worker. A case too large for this machine's memory (``convbench.memory``) is
-  refused up front.
+  (and the host result, when asked). A case too large for this machine's memory
+  (``convbench.memory``) is refused before anything is allocated for it. The driver (the
+  calling process) only sends cases, keeps time and writes records, and imports no framework,
+  so it stays small: the out-of-memory killer picks the largest process, the worker.
 - **Nothing lost.** ``run_sweep`` appends each finished case's record to a JSON-lines *stream*
   beside the requested output (``<output>.partial.jsonl``: one JSON object per line, as Python's
   ``json`` writes it, NaN and Infinity included) as it finishes, and writes the requested CSV,
@@ -44,7 +44,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import functools
 import itertools
 import json
 import math
@@ -187,15 +186,11 @@ def failure(case: Case, error: BaseException, facts: dict | None = None) -> Outc
     return not_run(case, "error", describe(error), facts)
 
 
-def refusal(case: Case) -> str | None:
-    """Why ``case`` is refused before it is sent to the worker, or None: the one place a case is
-    turned down up front. A case whose inputs, reference, output and the backend's workspace
-    outgrow this machine's available memory (``convbench.memory``) would meet the kernel's
-    out-of-memory killer halfway through."""
-    try:
-        backend = get_backend(case.backend)
-    except Exception:  # a plugin that fails to load fails in the worker, with its reason
-        backend = None
+def refusal(backend: Backend, case: Case) -> str | None:
+    """Why ``case`` is refused before anything is allocated for it, or None: the one place a
+    case is turned down up front. A case whose inputs, reference, output and the backend's
+    workspace outgrow this machine's available memory (``convbench.memory``) would meet the
+    kernel's out-of-memory killer halfway through."""
     return memory_refusal(case.image_shape, case.kernel_shape, case.dtype, case.spec, backend)
 
 
@@ -218,14 +213,19 @@ class Facts:
     facts: dict[str, Any]
 
 
-@functools.lru_cache(maxsize=1)
+_INPUTS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
 def case_inputs(inputs_key: tuple, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image, kernel and float64 reference of a ``Case.inputs_key``, made once for the
-    consecutive cases sharing them (``build_cases`` keeps them adjacent). Backends cannot
-    change them: ``prepare`` works on its own copy."""
-    size, kernel, dtype, batch, spec = inputs_key
-    image, weights = make_inputs(size, kernel, dtype, batch, seed=seed)
-    return image, weights, reference(image, weights, spec)
+    consecutive cases sharing them (``build_cases`` keeps them adjacent), the previous ones
+    dropped first. Backends cannot change them: ``prepare`` works on its own copy."""
+    if (inputs_key, seed) not in _INPUTS:
+        _INPUTS.clear()
+        size, kernel, dtype, batch, spec = inputs_key
+        image, weights = make_inputs(size, kernel, dtype, batch, seed=seed)
+        _INPUTS[inputs_key, seed] = (image, weights, reference(image, weights, spec))
+    return _INPUTS[inputs_key, seed]
 
 
 def case_facts(backend: Backend, case: Case) -> dict[str, Any]:
@@ -272,6 +272,9 @@ def attempt(job: Job, tell: Callable[[Facts], object]) -> Outcome:
     facts = case_facts(backend, case)
     tell(Facts(facts))
     try:
+        refused = refusal(backend, case)
+        if refused:
+            return not_run(case, "unsupported", refused, facts)
         image, kernel, ref = case_inputs(case.inputs_key, job.seed)
         prepared = backend.prepare(image, kernel, case.spec)
         timer = Timer.of(prepared, Task(case.backend, str(case)))
@@ -475,10 +478,6 @@ def sweep(
     for case in cases:
         if stop.signal is not None:
             return
-        refused = refusal(case)
-        if refused:
-            yield case, not_run(case, "unsupported", refused)
-            continue
         if announce is not None:
             announce(case)
         job = Job(case, options.seed, options.min_run_time, keep_output)
