@@ -10,8 +10,9 @@ and ``scale`` is ``max|reference|`` unless the caller passes the sharper
 default scale this is ``max_rel <= tolerance``.
 
 with ``u`` the unit roundoff of the precision the arithmetic actually ran in and ``terms`` the
-number of products summed per output (kh * kw). Why this shape: each output is an inner product
-of ``terms`` products, each rounded once, and the sum rounded ``terms - 1`` times. The worst-case
+number of products summed per output (kh * kw; C_in / groups * kh * kw for a layer). Why this
+shape: each output is an inner product of ``terms`` products, each rounded once, and the sum
+rounded ``terms - 1`` times. The worst-case
 bound grows like ``terms * u`` but is never reached with rounding errors of random sign; the
 probabilistic bound (Higham and Mary, SIAM J. Sci. Comput. 2019) grows like ``sqrt(terms) * u``
 relative to ``sum |x * k|``, which for large seeded normal inputs is within a few times
@@ -60,7 +61,8 @@ block an overlap-add method transforms). ``log2(n)`` where ``sqrt(log2 n)`` is e
 factor 8, cover the largest of all outputs. ``tolerance_for(backend, dtype, image_shape,
 kernel_shape)`` gives the tolerance a backend's case is held to (for records and reports), and
 ``agreement_for(backend, actual, reference, image, kernel, spec)`` judges a result with it and
-its scale; for a 'direct' backend they are exactly ``tolerance(precision, kh * kw)`` and
+its scale; for a 'direct' backend they are exactly ``tolerance(precision, terms)`` (``terms``
+of ``convbench.spec.terms_per_output``: kh * kw, or C_in / groups * kh * kw for a layer) and
 ``agreement(..., scale=error_scale(image, kernel, spec))``.
 """
 
@@ -75,7 +77,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convbench.reference import error_scale
-from convbench.spec import ConvSpec, check_inputs
+from convbench.spec import ConvSpec, check_inputs, terms_per_output
 
 if TYPE_CHECKING:
     from convbench.backends.base import Backend
@@ -207,11 +209,12 @@ def agreement(
 ) -> Agreement:
     """Compare ``actual`` with the float64 ``reference`` of the same shape.
 
-    ``terms``: products per output (kh * kw); ``precision``: the arithmetic that ran (default the
-    actual's dtype; 'tf32' for TF32 work); ``scale``: the magnitude errors are judged against
-    (default max|reference|; pass ``error_scale(image, kernel, spec)`` for inputs that cancel;
-    0, the scale of all-zero inputs, is the default's). A ``scale`` or ``terms`` that is not a
-    finite non-negative number (``terms`` at least 1) is a ValueError.
+    ``terms``: products per output (``convbench.spec.terms_per_output``); ``precision``: the
+    arithmetic that ran (default the actual's dtype; 'tf32' for TF32 work); ``scale``: the
+    magnitude errors are judged against (default max|reference|; pass ``error_scale(image,
+    kernel, spec)`` for inputs that cancel; 0, the scale of all-zero inputs, is the default's).
+    A ``scale`` or ``terms`` that is not a finite non-negative number (``terms`` at least 1) is
+    a ValueError.
     ``tol``: the largest ``max_abs / scale`` accepted, when not ``tolerance(precision, terms)``
     (``tolerance_for`` gives it for any backend's arithmetic); it too stops at ``CEILING``.
     """
@@ -273,13 +276,13 @@ def fft_tolerance(precision: str, points: int) -> float:
     return min(8.0 * UNIT_ROUNDOFF[precision] * math.log2(max(n, 2.0)), CEILING)
 
 
-def fft_points(image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> int:
+def fft_points(image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> int:
     """Points per plane of the largest transform any spec needs: the image padded by K-1 on both
     sides ('full') and linearly convolved with the kernel. A method that rounds up to a fast
     length or transforms in blocks uses a few percent more, or fewer; only ``log2`` of it counts.
     """
     h, w = image_shape[-2:]
-    kh, kw = kernel_shape
+    kh, kw = kernel_shape[-2:]
     return (h + 3 * (kh - 1)) * (w + 3 * (kw - 1))
 
 
@@ -297,11 +300,12 @@ def fft_error_scale(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None
 
 
 def tolerance_for(
-    backend: Backend, dtype: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]
+    backend: Backend, dtype: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]
 ) -> float:
     """The largest ``max_rel`` ``backend`` is held to for this case, from its declared
-    arithmetic (``Backend.arithmetic``): for 'direct', ``tolerance`` of its precision and
-    ``kh * kw`` terms; for 'fft', ``fft_tolerance`` of its precision and ``fft_points``."""
+    arithmetic (``Backend.arithmetic``): for 'direct', ``tolerance`` of its precision and the
+    kernel's ``terms_per_output`` (kh * kw, or C_in / groups * kh * kw for a layer); for 'fft',
+    ``fft_tolerance`` of its precision and ``fft_points``."""
     precision = backend.precision(dtype)
     method = backend.arithmetic(dtype, image_shape, kernel_shape)
     if method not in ARITHMETICS:
@@ -310,7 +314,7 @@ def tolerance_for(
         )
     if method == "fft":
         return fft_tolerance(precision, fft_points(image_shape, kernel_shape))
-    return tolerance(precision, kernel_shape[0] * kernel_shape[1])
+    return tolerance(precision, terms_per_output(kernel_shape))
 
 
 def agreement_for(

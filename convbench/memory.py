@@ -19,7 +19,7 @@ from pathlib import Path
 
 from convbench.agreement import BLOCK_ELEMENTS as COMPARISON_BLOCK
 from convbench.backends.base import Backend, default_workspace
-from convbench.reference import BLOCK_ELEMENTS as REFERENCE_BLOCK
+from convbench.reference import slab_elements
 from convbench.spec import ConvSpec, numpy_dtype
 
 GIB = 2**30
@@ -52,7 +52,7 @@ def _size(shape: tuple[int, ...]) -> int:
 
 def case_memory(
     image_shape: tuple[int, ...],
-    kernel_shape: tuple[int, int],
+    kernel_shape: tuple[int, ...],
     dtype: str,
     spec: ConvSpec | None = None,
     backend: Backend | None = None,
@@ -67,10 +67,7 @@ def case_memory(
         workspace = default_workspace(image_shape, kernel_shape, dtype, spec)
     else:
         workspace = backend.workspace_bytes(image_shape, kernel_shape, dtype, spec)
-    out_width = spec.output_shape(image_shape, kernel_shape)[-1]
-    block_rows = max(1, REFERENCE_BLOCK // out_width)
-    padded_width = spec.padded_shape(image_shape, kernel_shape)[-1]
-    slab = (block_rows + kernel_shape[0] - 1) * padded_width * 8
+    slab = slab_elements(image_shape, kernel_shape, spec) * 8
     comparison = COMPARISON_TEMPORARIES * COMPARISON_BLOCK * 8
     return CaseMemory(
         inputs=inputs,
@@ -127,7 +124,7 @@ def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
 
 def memory_refusal(
     image_shape: tuple[int, ...],
-    kernel_shape: tuple[int, int],
+    kernel_shape: tuple[int, ...],
     dtype: str,
     spec: ConvSpec | None = None,
     backend: Backend | None = None,
@@ -143,6 +140,6 @@ def memory_refusal(
     who = f"{backend.name} " if backend is not None else ""
     return (
         f"{who}{dtype} {'x'.join(map(str, image_shape))} image with a "
-        f"{kernel_shape[0]}x{kernel_shape[1]} kernel needs about {needed.total / GIB:.1f} GiB "
+        f"{'x'.join(map(str, kernel_shape))} kernel needs about {needed.total / GIB:.1f} GiB "
         f"(workspace {needed.workspace / GIB:.1f} GiB), {room / GIB:.1f} GiB available"
     )

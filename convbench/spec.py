@@ -4,6 +4,11 @@ Every backend computes exactly what ``scipy.signal.correlate2d`` / ``convolve2d`
 same (op, mode, boundary, fillvalue).  A backend maps that onto its library in one of two ways:
 the library's own padding when it is *exactly* this padding, or an explicit ``np.pad`` of the
 image followed by a 'valid' correlation.  ``padding`` below is the single source of truth.
+
+Deep-learning layers are the same operation with more axes: an image ``(N, C_in, H, W)`` and a
+kernel ``(C_out, C_in // groups, kh, kw)`` (NCHW / OIHW, as torch) give ``(N, C_out, H_out,
+W_out)``, with ``stride``, ``dilation`` and ``groups`` as in ``torch.nn.functional.conv2d``.
+Stride and dilation apply to 2-D images and batches too: the padding rule is per spatial axis.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ NUMPY_PAD_MODE = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
+# Shapes of the inputs, in words, for errors.
+PLANE_SHAPES = "image (H, W) or (B, H, W) with kernel (kh, kw)"
+LAYER_SHAPES = "image (N, C_in, H, W) with kernel (C_out, C_in // groups, kh, kw)"
+
+
 class Padding(NamedTuple):
     """Rows/columns added before (top/left) and after (bottom/right) the image."""
 
@@ -43,22 +53,52 @@ class Padding(NamedTuple):
     def is_zero(self) -> bool:
         return not any(self)
 
-    def numpy(self, batched: bool) -> tuple[tuple[int, int], ...]:
-        lead = ((0, 0),) if batched else ()
-        return (*lead, (self.top, self.bottom), (self.left, self.right))
+    def numpy(self, lead: int) -> tuple[tuple[int, int], ...]:
+        """``np.pad`` widths for an array with ``lead`` axes before the two spatial ones (0 for
+        (H, W), 1 for (B, H, W), 2 for (N, C, H, W); ``True``/``False`` read as 1/0)."""
+        return (*((0, 0),) * int(lead), (self.top, self.bottom), (self.left, self.right))
 
 
-def _axis_padding(op: str, mode: str, k: int) -> tuple[int, int]:
+def _axis_padding(
+    op: str, mode: str, k: int, dilation: int, stride: int, size: int | None
+) -> tuple[int, int]:
+    """(before, after) on one spatial axis of ``size`` samples (None: not needed, stride 1)."""
+    span = (k - 1) * dilation + 1
     if mode == "full":
-        return k - 1, k - 1
+        return span - 1, span - 1
     if mode == "valid":
         return 0, 0
-    # 'same': correlation centres the kernel at (K-1)//2; convolution, whose kernel is
-    # rotated, at K//2. For even K the two differ by one pixel: the trap behind most
-    # "scipy and Keras disagree" reports.
-    if op == "correlate":
-        return (k - 1) // 2, k // 2
-    return k // 2, (k - 1) // 2
+    # 'same' is TensorFlow's SAME: ceil(size / stride) outputs, the total padding split with
+    # the smaller half before. At stride 1 the total is span - 1 whatever the size. Convolution,
+    # whose kernel is rotated, mirrors it: for an even kernel the two sit one pixel apart, the
+    # trap behind most "scipy and Keras disagree" reports.
+    if stride == 1:
+        total = span - 1
+    else:
+        assert size is not None
+        total = max((-(-size // stride) - 1) * stride + span - size, 0)
+    before, after = total // 2, total - total // 2
+    return (before, after) if op == "correlate" else (after, before)
+
+
+def _pair(field: str, value: object) -> tuple[int, int]:
+    """A positive int, or a pair of them, as a pair (rows, columns)."""
+    values = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value,) * 2
+    if not all(_positive_int(v) for v in values):
+        raise ValueError(f"ConvSpec {field}={value!r} must be a positive integer or a pair of them")
+    return int(values[0]), int(values[1])
+
+
+def _positive_int(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, (bool, np.bool_))
+        and value >= 1
+    )
+
+
+def _words(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
 
 
 @dataclass(frozen=True)
@@ -75,12 +115,19 @@ class ConvSpec:
     infinities are refused: with kernel weights of both signs they turn every border output
     into NaN, which measures nothing a user would benchmark. Booleans, complex numbers,
     strings and arrays are refused too.
+
+    ``stride`` and ``dilation`` are a positive int or a pair (rows, columns), stored as a pair;
+    ``groups`` a positive int that must divide both channel counts of a layer (1 for a 2-D
+    image or a batch). They are torch's ``conv2d`` arguments of the same names.
     """
 
     op: str = "correlate"
     mode: str = "same"
     boundary: str = "fill"
     fillvalue: float = 0.0
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
 
     def __post_init__(self) -> None:
         for field, value, accepted in (
@@ -107,39 +154,82 @@ class ConvSpec:
                 f"not boundary={self.boundary!r}"
             )
         object.__setattr__(self, "fillvalue", float(self.fillvalue))
+        object.__setattr__(self, "stride", _pair("stride", self.stride))
+        object.__setattr__(self, "dilation", _pair("dilation", self.dilation))
+        if not _positive_int(self.groups):
+            raise ValueError(f"ConvSpec groups={self.groups!r} must be a positive integer")
+        object.__setattr__(self, "groups", int(self.groups))
 
     def __str__(self) -> str:
         fill = f",fillvalue={self.fillvalue:g}" if self.fillvalue else ""
-        return f"{self.op}[mode={self.mode},boundary={self.boundary}{fill}]"
+        layer = "".join(
+            f",{name}={words}"
+            for name, words, default in (
+                ("stride", _words(self.stride), "1"),
+                ("dilation", _words(self.dilation), "1"),
+                ("groups", str(self.groups), "1"),
+            )
+            if words != default
+        )
+        return f"{self.op}[mode={self.mode},boundary={self.boundary}{fill}{layer}]"
 
-    def padding(self, kernel_shape: tuple[int, int]) -> Padding:
-        """Padding of the image that turns this spec into a 'valid' correlation."""
-        top, bottom = _axis_padding(self.op, self.mode, kernel_shape[0])
-        left, right = _axis_padding(self.op, self.mode, kernel_shape[1])
+    @property
+    def is_plain(self) -> bool:
+        """Stride 1, dilation 1, one group: scipy's operation, with nothing of a layer's."""
+        return self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+
+    def dilated_size(self, kernel_shape: tuple[int, ...]) -> tuple[int, int]:
+        """The window a kernel covers, ``(K - 1) * dilation + 1`` per spatial axis."""
+        kh, kw = kernel_shape[-2:]
+        return (kh - 1) * self.dilation[0] + 1, (kw - 1) * self.dilation[1] + 1
+
+    def padding(
+        self, kernel_shape: tuple[int, ...], image_shape: tuple[int, ...] | None = None
+    ) -> Padding:
+        """Padding of the image that turns this spec into a 'valid' correlation (at the spec's
+        stride and dilation). The kernel's spatial axes are its last two. 'same' at a stride
+        above 1 depends on the image's size: ``image_shape`` is needed there and only there."""
+        kh, kw = kernel_shape[-2:]
+        if image_shape is None:
+            if self.mode == "same" and self.stride != (1, 1):
+                raise ValueError(
+                    f"'same' padding at stride {self.stride} depends on the image's size: "
+                    "pass image_shape"
+                )
+            h = w = None
+        else:
+            h, w = image_shape[-2:]
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        top, bottom = _axis_padding(self.op, self.mode, kh, dh, sh, h)
+        left, right = _axis_padding(self.op, self.mode, kw, dw, sw, w)
         return Padding(top, bottom, left, right)
 
-    def output_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> tuple:
-        *batch, h, w = self.padded_shape(image_shape, kernel_shape)
-        kh, kw = kernel_shape
-        return (*batch, h - kh + 1, w - kw + 1)
+    def output_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> tuple:
+        """``(H_out, W_out)`` after the image's leading axes, ``(N, C_out)`` for a layer:
+        ``floor((H + before + after - Ke) / stride) + 1`` per spatial axis."""
+        *lead, h, w = self.padded_shape(image_shape, kernel_shape)
+        if len(kernel_shape) == 4:
+            lead = [image_shape[0], kernel_shape[0]]
+        (eh, ew), (sh, sw) = self.dilated_size(kernel_shape), self.stride
+        return (*lead, (h - eh) // sh + 1, (w - ew) // sw + 1)
 
-    def padded_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int]) -> tuple:
+    def padded_shape(self, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> tuple:
         """The shape of ``pad(image, kernel_shape)`` for an image of ``image_shape``."""
-        pad = self.padding(kernel_shape)
-        *batch, h, w = image_shape
-        return (*batch, h + pad.top + pad.bottom, w + pad.left + pad.right)
+        pad = self.padding(kernel_shape, image_shape)
+        *lead, h, w = image_shape
+        return (*lead, h + pad.top + pad.bottom, w + pad.left + pad.right)
 
     def correlation_kernel(self, kernel: np.ndarray) -> np.ndarray:
-        """The kernel a cross-correlation must use (rotated 180 degrees for 'convolve'), as a
-        C-contiguous copy that frameworks can take without a stride check."""
-        return (kernel[::-1, ::-1] if self.op == "convolve" else kernel).copy()
+        """The kernel a cross-correlation must use (every plane rotated 180 degrees for
+        'convolve'), as a C-contiguous copy that frameworks can take without a stride check."""
+        return (kernel[..., ::-1, ::-1] if self.op == "convolve" else kernel).copy()
 
-    def pad(self, image: np.ndarray, kernel_shape: tuple[int, int]) -> np.ndarray:
+    def pad(self, image: np.ndarray, kernel_shape: tuple[int, ...]) -> np.ndarray:
         """The image padded per this spec (host side, numpy), ready for a 'valid' correlation."""
-        pad = self.padding(kernel_shape)
+        pad = self.padding(kernel_shape, image.shape)
         if pad.is_zero:
             return image
-        widths = pad.numpy(batched=image.ndim == 3)
+        widths = pad.numpy(image.ndim - 2)
         if self.boundary == "fill":
             fill = np.asarray(self.fillvalue).astype(image.dtype)
             return np.pad(image, widths, mode="constant", constant_values=fill)
@@ -187,6 +277,61 @@ def fill_in(dtype: np.dtype, spec: ConvSpec) -> float:
         return float(np.asarray(spec.fillvalue).astype(dtype))
 
 
+def check_shapes(
+    image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], spec: ConvSpec
+) -> None:
+    """ValueError unless the shapes go together for ``spec``: an image (H, W) or (B, H, W) with a
+    kernel (kh, kw), or a layer's image (N, C_in, H, W) with a kernel (C_out, C_in // groups,
+    kh, kw) where ``spec.groups`` divides C_in and C_out; nothing empty; in mode 'valid', a
+    dilated kernel no larger than the image."""
+    image_shape, kernel_shape = tuple(image_shape), tuple(kernel_shape)
+    if len(image_shape) not in (2, 3, 4):
+        raise ValueError(
+            f"image must be 2-D (H, W), 3-D (B, H, W) or 4-D (N, C_in, H, W); got "
+            f"{len(image_shape)}-D shape {image_shape}"
+        )
+    layer = len(image_shape) == 4
+    if len(kernel_shape) != (4 if layer else 2):
+        raise ValueError(
+            f"a {len(image_shape)}-D image {image_shape} needs a "
+            f"{'4-D kernel (C_out, C_in // groups, kh, kw)' if layer else '2-D kernel (kh, kw)'}"
+            f"; got a {len(kernel_shape)}-D kernel of shape {kernel_shape} "
+            f"(accepted: {PLANE_SHAPES}, or {LAYER_SHAPES})"
+        )
+    if 0 in image_shape:
+        raise ValueError(f"image is empty: shape {image_shape}")
+    if 0 in kernel_shape:
+        raise ValueError(f"kernel is empty: shape {kernel_shape}")
+    if not layer and spec.groups != 1:
+        raise ValueError(
+            f"ConvSpec groups={spec.groups} needs a layer's channels ({LAYER_SHAPES}); a "
+            f"{len(image_shape)}-D image {image_shape} has one channel, so groups must be 1"
+        )
+    if layer:
+        c_in, c_out, per_group = image_shape[1], kernel_shape[0], kernel_shape[1]
+        for count, channels in (("C_in", c_in), ("C_out", c_out)):
+            if channels % spec.groups:
+                raise ValueError(
+                    f"ConvSpec groups={spec.groups} does not divide {count}={channels} "
+                    f"(image {image_shape}, kernel {kernel_shape})"
+                )
+        if per_group * spec.groups != c_in:
+            raise ValueError(
+                f"kernel {kernel_shape} has {per_group} input channels per group; an image "
+                f"with C_in={c_in} in groups={spec.groups} needs {c_in // spec.groups} "
+                f"(kernel (C_out, C_in // groups, kh, kw))"
+            )
+    if spec.mode == "valid":
+        window = spec.dilated_size(kernel_shape)
+        if window[0] > image_shape[-2] or window[1] > image_shape[-1]:
+            dilated = f" (dilated to {window})" if spec.dilation != (1, 1) else ""
+            raise ValueError(
+                f"kernel {kernel_shape[-2:]}{dilated} is larger than the image "
+                f"{image_shape[-2:]} in mode 'valid', which would give an empty result; use "
+                "mode 'same' or 'full'"
+            )
+
+
 def check_inputs(
     image: np.ndarray, kernel: np.ndarray, spec: ConvSpec, *, copy: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -211,16 +356,7 @@ def check_inputs(
         raise TypeError(f"spec must be a convbench.ConvSpec, got {type(spec).__name__}")
     image = np.asarray(image)
     kernel = np.asarray(kernel)
-    if image.ndim not in (2, 3):
-        raise ValueError(
-            f"image must be 2-D (H, W) or 3-D (B, H, W); got {image.ndim}-D shape {image.shape}"
-        )
-    if kernel.ndim != 2:
-        raise ValueError(f"kernel must be 2-D (kh, kw); got {kernel.ndim}-D shape {kernel.shape}")
-    if image.size == 0:
-        raise ValueError(f"image is empty: shape {image.shape}")
-    if kernel.size == 0:
-        raise ValueError(f"kernel is empty: shape {kernel.shape}")
+    check_shapes(image.shape, kernel.shape, spec)
     name = dtype_name(image.dtype)
     if name not in FLOAT_DTYPES:
         raise TypeError(
@@ -233,14 +369,7 @@ def check_inputs(
             f"kernel dtype {kernel.dtype} is not supported; use a real dtype "
             f"(it is cast to the image's dtype {name})"
         )
-    if spec.mode == "valid" and (
-        kernel.shape[0] > image.shape[-2] or kernel.shape[1] > image.shape[-1]
-    ):
-        raise ValueError(
-            f"kernel {kernel.shape} is larger than the image {image.shape[-2:]} in mode 'valid', "
-            "which would give an empty result; use mode 'same' or 'full'"
-        )
-    pads = spec.boundary == "fill" and not spec.padding(kernel.shape).is_zero
+    pads = spec.boundary == "fill" and not spec.padding(kernel.shape, image.shape).is_zero
     if pads and not np.isfinite(fill_in(image.dtype, spec)):
         raise ValueError(
             f"ConvSpec fillvalue={spec.fillvalue!r} is outside the range of {name} "
@@ -254,3 +383,9 @@ def check_inputs(
         np.array(image, dtype=native, order="C", copy=True),
         np.array(kernel, dtype=native, order="C", copy=True),
     )
+
+
+def terms_per_output(kernel_shape: tuple[int, ...]) -> int:
+    """Products summed into one output: kh * kw, and C_in // groups * kh * kw for a layer's
+    kernel (C_out, C_in // groups, kh, kw)."""
+    return math.prod(kernel_shape[1:] if len(kernel_shape) == 4 else kernel_shape)

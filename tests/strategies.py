@@ -28,7 +28,8 @@ class Case:
 
 
 @st.composite
-def specs(draw: st.DrawFn) -> ConvSpec:
+def specs(draw: st.DrawFn, **layer: object) -> ConvSpec:
+    """A spec of every op, mode and boundary; ``layer`` adds stride, dilation, groups."""
     boundary = draw(st.sampled_from(BOUNDARIES))
     fill = draw(st.sampled_from([0.0, 0.0, 1.5, -3.0])) if boundary == "fill" else 0.0
     return ConvSpec(
@@ -36,7 +37,43 @@ def specs(draw: st.DrawFn) -> ConvSpec:
         mode=draw(st.sampled_from(MODES)),
         boundary=boundary,
         fillvalue=fill,
+        **layer,
     )
+
+
+def _pairs(top: int) -> st.SearchStrategy:
+    """An int up to ``top`` or a pair of them, ones most often."""
+    one = st.sampled_from([1, 1, *range(2, top + 1)])
+    return st.one_of(one, st.tuples(one, one))
+
+
+@st.composite
+def layer_cases(
+    draw: st.DrawFn,
+    dtype: str = "float64",
+    max_side: int = 9,
+    max_kernel: int = 4,
+    max_stride: int = 3,
+    max_dilation: int = 3,
+) -> Case:
+    """A layer's input (N, C_in, H, W) and kernel (C_out, C_in // groups, kh, kw) with random
+    stride, dilation and groups; a 'valid' image at least as large as the dilated kernel."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    spec = draw(
+        specs(stride=draw(_pairs(max_stride)), dilation=draw(_pairs(max_dilation)), groups=groups)
+    )
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    eh, ew = spec.dilated_size((kh, kw))
+    low_h, low_w = (eh, ew) if spec.mode == "valid" else (1, 1)
+    h = draw(st.integers(low_h, max(low_h, max_side)))
+    w = draw(st.integers(low_w, max(low_w, max_side)))
+    n = draw(st.integers(1, 2))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = rng.standard_normal((n, c_in, h, w)).astype(dtype)
+    kernel = rng.standard_normal((c_out, c_in // groups, kh, kw)).astype(dtype)
+    return Case(image, kernel, spec)
 
 
 @st.composite

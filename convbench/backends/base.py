@@ -104,18 +104,32 @@ class Prepared:
 
 
 def native_or_explicit(
-    spec: ConvSpec, kernel_shape: tuple[int, int], native: Callable[[Padding], bool]
+    spec: ConvSpec,
+    kernel_shape: tuple[int, ...],
+    native: Callable[[Padding], bool],
+    image_shape: tuple[int, ...] | None = None,
 ) -> tuple[bool, Padding]:
     """Whether the library's own zero padding can express ``spec``, and the padding to ask for.
 
     ``native(padding)`` says whether the library pads exactly so. When it cannot (wrap, symm,
     a non-zero fill, or an asymmetric 'same' it does not offer), the image is padded explicitly
-    on the host in ``prepare`` and the library runs a 'valid' correlation.
+    on the host in ``prepare`` and the library runs a 'valid' correlation. ``image_shape`` is
+    needed for 'same' at a stride above 1, whose padding depends on the image's size.
     """
-    pad = spec.padding(kernel_shape)
+    pad = spec.padding(kernel_shape, image_shape)
     if spec.boundary == "fill" and spec.fillvalue == 0 and native(pad):
         return True, pad
     return False, Padding(0, 0, 0, 0)
+
+
+def is_layer_case(spec: ConvSpec, image_shape: tuple[int, ...]) -> bool:
+    """Whether a case needs a layer's arithmetic: stride, dilation or groups other than 1, or
+    an image (N, C_in, H, W)."""
+    return len(image_shape) == 4 or not spec.is_plain
+
+
+def _shape_words(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
 
 
 def correlate_same(pad: Padding, kernel_shape: tuple[int, int]) -> bool:
@@ -209,6 +223,24 @@ class Backend(ABC):
         None. Checked in ``prepare``, before anything can crash the process."""
         return None
 
+    def layer_unsupported(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        dtype: str,
+    ) -> str | None:
+        """Why this backend refuses a layer case (stride, dilation or groups other than 1, or an
+        (N, C_in, H, W) image), or None. The default refuses every one, so that a backend
+        computes a layer only where it says it can, never silently at stride 1; backends that
+        compute layers override it (with the cases their library cannot do)."""
+        if is_layer_case(spec, image_shape):
+            return (
+                f"{self.name} computes 2-D images and batches at stride 1 without dilation or "
+                f"groups; it does not compute {spec} on a {_shape_words(image_shape)} image"
+            )
+        return None
+
     def settings(self) -> dict[str, str]:
         """Versions and settings that change speed or numbers, recorded with every result."""
         return {}
@@ -247,8 +279,10 @@ class Backend(ABC):
             raise BackendUnavailable(
                 f"backend {self.name!r} is unavailable: {self.unavailable_reason}"
             )
-        reason = self.dtype_unsupported(dtype) or self.case_unsupported(
-            image.shape, kernel.shape, dtype
+        reason = (
+            self.dtype_unsupported(dtype)
+            or self.case_unsupported(image.shape, kernel.shape, dtype)
+            or self.layer_unsupported(spec, image.shape, kernel.shape, dtype)
         )
         if reason:
             raise NotImplementedError(reason)
@@ -288,6 +322,11 @@ class Backend(ABC):
         image_shape, kernel_shape = tuple(image_shape), tuple(kernel_shape)
         if dtype not in FLOAT_DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {list(FLOAT_DTYPES)}")
+        if is_layer_case(spec, image_shape):
+            raise NotImplementedError(
+                f"{self.name} gives its call for 2-D images and batches at stride 1 without "
+                f"dilation or groups, not for {spec} on a {_shape_words(image_shape)} image"
+            )
         if len(image_shape) not in (2, 3) or len(kernel_shape) != 2:
             raise ValueError(
                 f"image_shape {image_shape} must be (H, W) or (B, H, W) and kernel_shape "
