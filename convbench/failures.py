@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 FILE = "convbench-failures.jsonl"
@@ -46,16 +47,27 @@ def describe(error: BaseException) -> str:
     return f"out of memory: {text}" if is_out_of_memory(error) else text
 
 
-def load(path: str | os.PathLike) -> list[dict]:
+def load(
+    path: str | os.PathLike, on_skip: Callable[[int, str], object] | None = None
+) -> list[dict]:
     """The lines of a failures file written before the run records; [] when there is none. A
-    torn last line (a process killed while writing) is skipped."""
+    line that is not a JSON object (a torn last line of a process killed while writing) is
+    skipped, and ``on_skip(line_number, why)`` called when given."""
     path = Path(path)
     if not path.is_file():
         return []
     found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
         try:
-            found.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            failure = json.loads(line)
+        except json.JSONDecodeError as error:
+            why = f"not JSON ({error})"
+        else:
+            if isinstance(failure, dict):
+                found.append(failure)
+                continue
+            why = "not a JSON object"
+        if on_skip is not None:
+            on_skip(number, why)
     return found

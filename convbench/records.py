@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,26 +122,45 @@ def append(records: Iterable[Mapping[str, Any]], path: str | os.PathLike | None 
         file.write(text)
 
 
-def load(path: str | os.PathLike, commit: str | None = None) -> dict[tuple, dict[str, Any]]:
+def load(
+    path: str | os.PathLike,
+    commit: str | None = None,
+    on_skip: Callable[[int, str], object] | None = None,
+) -> dict[tuple, dict[str, Any]]:
     """The records of a records file by ``case_key``, for ``commit`` when given (records without
-    a commit are kept). A line that is not a JSON object with a benchmark and params (a torn last
-    line of a killed run) is skipped. Of several records of one case the highest ``RANK`` wins,
-    the later among equals."""
+    a commit are kept). A line that is not a JSON object with a benchmark name and a params
+    object (a torn last line of a killed run) is skipped, and ``on_skip(line_number, why)``
+    called when given. Of several records of one case the highest ``RANK`` wins, the later among
+    equals."""
     path = Path(path)
     if not path.is_file():
         return {}
     found: dict[tuple, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
-            key = case_key(record["benchmark"], record["params"])
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        except json.JSONDecodeError as error:
+            if on_skip is not None:
+                on_skip(number, f"not JSON ({error})")
+            continue
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("benchmark"), str)
+            and isinstance(record.get("params"), dict)
+        ):
+            if on_skip is not None:
+                on_skip(number, "not a JSON object with a benchmark name and a params object")
             continue
         if commit is not None and record.get("commit") not in (None, commit):
             continue
+        key = case_key(record["benchmark"], record["params"])
         earlier = found.get(key)
-        if earlier is None or RANK.get(record.get("status"), 0) >= RANK.get(
-            earlier.get("status"), 0
-        ):
+        if earlier is None or _rank(record) >= _rank(earlier):
             found[key] = record
     return found
+
+
+def _rank(record: Mapping[str, Any]) -> int:
+    status = record.get("status")
+    return RANK.get(status, 0) if isinstance(status, str) else 0

@@ -571,7 +571,7 @@ def test_report_command_exit_codes(tmp_path):
     assert runner.invoke(main, ["report", str(tmp_path / "absent")]).exit_code == 2
     empty = runner.invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "s")])
     assert empty.exit_code == 1
-    assert "no asv results" in empty.output
+    assert "no readable asv results" in empty.output
 
 
 @pytest.mark.browser

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from asv import util
 
-from convbench.report import build_report
+from convbench.report import NoResults, Problem, read_model, write_page
 from convbench.timing import copy_bandwidth
 
 
@@ -53,16 +53,29 @@ def report_command(
     asv's own site (history per commit) is separate: `asv publish` writes it to asv.conf.json's
     html_dir (run here with --asv-publish), `asv preview` serves it.
 
-    Exit status: 0 on success, 1 when the results cannot be read or hold nothing, 2 on bad usage.
+    Results are not taken on trust: a file that cannot be read, a benchmark whose values do not
+    fit its parameters and a value no measurement can have (a negative time, say) are each
+    named in a warning on standard error, left out of the page's results and listed at its top.
+
+    Exit status: 0 when the page was written (warnings or not), 1 when none could be (no
+    readable results, output folder not writable), 2 on bad usage.
     """
     try:
-        index = build_report(results_dir, output, copy_bandwidth if measure_bandwidth else None)
+        model = read_model(results_dir, copy_bandwidth if measure_bandwidth else None)
+    except NoResults as error:
+        _warn(error.problems)
+        raise click.ClickException(str(error)) from error
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    _warn(model.problems)
+    try:
+        index = write_page(model, output)
     except ImportError as error:  # the page's matplotlib or Jinja2
         raise click.ClickException(
             f"the report needs {error.name or error}: pip install 'convbench[report]'"
         ) from error
-    except (ValueError, OSError) as error:
-        raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output / 'index.html'}: {error}") from error
     click.echo(f"report: {index.resolve()}")
     config = Path("asv.conf.json")
     if not asv_publish:
@@ -75,3 +88,8 @@ def report_command(
     if done.returncode:
         raise click.ClickException(f"`asv publish` failed with status {done.returncode}")
     click.echo(f"asv site: {Path(html_dir).resolve() / 'index.html'} (serve: asv preview)")
+
+
+def _warn(problems: tuple[Problem, ...]) -> None:
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)

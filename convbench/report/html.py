@@ -20,6 +20,7 @@ import pandas as pd
 
 from convbench.report import plots
 from convbench.report.model import Model
+from convbench.report.results import Problem
 from convbench.timing import format_seconds
 
 MISSING = "\u2013"  # an en dash in an empty cell
@@ -210,7 +211,7 @@ def machine_section(model: Model, machine: str, colors: dict[str, str]) -> Machi
             largest,
             ["backend", "dtype"],
             lambda r: Cell(
-                f"{r.gb_per_s:.3g} GB/s{_share(r.of_bandwidth)} at {r.size}x{r.size}", "num"
+                f"{_gbps(r.gb_per_s)}{_share(r.of_bandwidth)} at {r.size}x{r.size}", "num"
             ),
             column="kernel",
             label=lambda k: f"{k}x{k} kernel",
@@ -220,7 +221,7 @@ def machine_section(model: Model, machine: str, colors: dict[str, str]) -> Machi
             flow,
             ["backend", "dtype", "kernel"],
             lambda r: Cell(
-                f"{format_seconds(r.seconds)} · {r.gb_per_s:.3g} GB/s{_share(r.of_bandwidth)}",
+                f"{format_seconds(r.seconds)} · {_gbps(r.gb_per_s)}{_share(r.of_bandwidth)}",
                 "num",
             ),
         ),
@@ -479,6 +480,23 @@ def not_run_section(model: Model) -> dict[str, NotRunView]:
     return views
 
 
+@dataclass(frozen=True)
+class ProblemsView:
+    """What could not be used as it stood (``Model.problems``), and the impossible values set
+    aside, one row each with the file it came from."""
+
+    problems: tuple[Problem, ...]
+    impossible: Table
+
+
+def problems_section(model: Model) -> ProblemsView | None:
+    if not model.problems:
+        return None
+    header = ["machine", "file", "benchmark", "case", "value", "why"]
+    rows = model.impossible[header].itertuples(index=False)
+    return ProblemsView(model.problems, table(header, ([*row] for row in rows)))
+
+
 @functools.cache
 def templates() -> jinja2.Environment:
     """The page's templates, read from the installed package; autoescaping on."""
@@ -513,5 +531,6 @@ def page(model: Model) -> str:
             backends=backends_section(model),
             environments=environment_section(model),
             not_run=not_run_section(model),
+            problems=problems_section(model),
         )
     )

@@ -7,12 +7,13 @@ never because two sections computed it twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from convbench.report import tables
+from convbench.report.results import IMPOSSIBLE, Problem
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Model:
     ``results`` is the long frame of ``load_results`` (one row per benchmark, machine and case,
     with the facts its record holds); ``bandwidth`` is each machine's memory-bandwidth floor in
     GB/s and where it comes from; ``counts`` counts ``results`` by status, the one count of
-    skipped and failed results on the page.
+    skipped and failed results on the page. ``problems`` are what could not be used as it stood
+    and ``impossible`` the values set aside (``results.Loaded``): the page lists both.
     """
 
     results: pd.DataFrame
@@ -40,6 +42,8 @@ class Model:
     backends: pd.DataFrame
     not_run: pd.DataFrame
     counts: tables.Counts
+    problems: tuple[Problem, ...]
+    impossible: pd.DataFrame
     generated: str = ""
     source: str = ""
 
@@ -50,6 +54,8 @@ def build_model(
     bandwidth: Mapping[str, tuple[float, str]],
     generated: str = "",
     source: str = "",
+    problems: Sequence[Problem] = (),
+    impossible: pd.DataFrame | None = None,
 ) -> Model:
     times = tables.op_times(results)
     floors = {machine: floor for machine, (floor, _) in bandwidth.items()}
@@ -70,6 +76,8 @@ def build_model(
         backends=tables.backends(results),
         not_run=tables.not_run(results, environments),
         counts=tables.counts(results),
+        problems=tuple(problems),
+        impossible=pd.DataFrame(columns=IMPOSSIBLE) if impossible is None else impossible,
         generated=generated,
         source=source,
     )

@@ -21,9 +21,10 @@ NO_MESSAGE = "the benchmark raised an error and no reason was recorded (asv keep
 NO_REASON = "no reason was recorded for this case"
 
 
-def bytes_moved(size: int, kernel: int, dtype: str, batch: int = 1) -> int:
-    """Bytes an op must read and write at least: image, kernel and a 'same'-sized output."""
-    return ITEMSIZE[dtype] * (2 * batch * size * size + kernel * kernel)
+def bytes_moved(size: int, kernel: int, dtype: str, batch: int = 1) -> float:
+    """Bytes an op must read and write at least: image, kernel and a 'same'-sized output; NaN
+    for a dtype whose size is not known here."""
+    return ITEMSIZE.get(dtype, math.nan) * (2 * batch * size * size + kernel * kernel)
 
 
 def _metric(df: pd.DataFrame, suite: str, metric: str, status: str = "ok") -> pd.DataFrame:
