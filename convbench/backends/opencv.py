@@ -130,8 +130,9 @@ class OpenCVBackend(Backend):
         if border is not None:
             pad = spec.padding(kernel_shape)
             anchor = (pad.left, pad.top)
-            code.add("# the anchor (x, y) is the padding before the image: filter2D's default,")
-            code.add("# the kernel's centre, is one pixel off for even kernels")
+            if anchor != (kernel_shape[1] // 2, kernel_shape[0] // 2):
+                code.add("# the anchor (x, y): filter2D's default, the kernel's centre K // 2,")
+                code.add(f"# is one pixel off {spec.op} 'same' for an even kernel")
         else:
             border = "BORDER_CONSTANT"
             why = (

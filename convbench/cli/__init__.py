@@ -21,6 +21,7 @@ COMMANDS = {
     "compare": "convbench.cli.compare_cmd:compare_command",
     "report": "convbench.cli.report_cmd:report_command",
     "env": "convbench.cli.env_cmd:env_command",
+    "recommend": "convbench.cli.recommend_cmd:recommend_command",
 }
 
 
