@@ -5,8 +5,12 @@ versions or the settings that change speed and numbers (thread counts, TF32, cud
 ``collect_environment`` gathers those; ``convbench env`` writes them to
 ``results/<machine>/convbench-environment.json``, next to the machine's asv results. The keys are
 a contract with the report: machine, collected, cpu, cores, memory_gib, gpu, driver, cuda, cudnn,
-python, versions, backends, memory_bandwidth_gbs (the best numpy copy: the report's
-bandwidth floor for this machine) and timing (how the asv suites take a sample).
+python, versions, backends, timing (how the asv suites take a sample) and the two ceilings of the
+host CPU's roofline (``convbench.roofline.from_environment`` reads them):
+memory_bandwidth_gbs (the best numpy copy: the report's bandwidth floor for this machine) with
+memory_bandwidth_method, and peak_gflops, per dtype (float32, float64) the best large matrix
+multiply of the installed BLAS libraries (``convbench.backends.peak.PeakRate``: gflops, library,
+size, threads, method, other_cores).
 
 Never call this in asv's forkserver process (the benchmarks' module level): asking a backend for
 its device or settings initialises CUDA, and a child forked after that cannot use the GPU.
@@ -14,6 +18,7 @@ its device or settings initialises CUDA, and a child forked after that cannot us
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -24,11 +29,21 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from convbench.backends.peak import peak_rate
 from convbench.registry import get_backend, list_backends
 from convbench.suite import TIMING
 from convbench.timing import copy_bandwidth
 
 ENVIRONMENT_FILE = "convbench-environment.json"
+# The copy whose rate is the bandwidth ceiling: large enough to miss every cache.
+BANDWIDTH_BYTES = 256 * 2**20
+BANDWIDTH_REPEATS = 5
+BANDWIDTH_METHOD = (
+    f"numpy.copyto of {BANDWIDTH_BYTES // 2**20} MiB (bytes read + written over the time), "
+    f"best of {BANDWIDTH_REPEATS}, one thread"
+)
+# The dtypes whose peak floating-point rate is measured.
+PEAK_DTYPES = ("float32", "float64")
 
 # Library label -> the distributions that provide it (TensorFlow ships under several names).
 LIBRARIES = {
@@ -167,9 +182,22 @@ def collect_environment(machine: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": library_versions(),
         "backends": backends,
-        "memory_bandwidth_gbs": copy_bandwidth(),
+        "memory_bandwidth_gbs": copy_bandwidth(BANDWIDTH_BYTES, BANDWIDTH_REPEATS),
+        "memory_bandwidth_method": BANDWIDTH_METHOD,
+        "peak_gflops": peak_rates(),
         "timing": TIMING,
     }
+
+
+def peak_rates() -> dict[str, dict[str, Any]]:
+    """Per dtype of ``PEAK_DTYPES``, the machine's peak rate and what gave it (a ``PeakRate`` less
+    its dtype, which is the key)."""
+    rates = {}
+    for dtype in PEAK_DTYPES:
+        fields = dataclasses.asdict(peak_rate(dtype))
+        del fields["dtype"]
+        rates[dtype] = fields
+    return rates
 
 
 def environment_path(results_dir: str | os.PathLike[str], machine: str) -> Path:

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from convbench import environment
+from convbench import environment, roofline
 from convbench.cli import main
 from convbench.registry import BUILTIN
 
@@ -25,6 +25,8 @@ KEYS = {
     "versions",
     "backends",
     "memory_bandwidth_gbs",
+    "memory_bandwidth_method",
+    "peak_gflops",
     "timing",
 }
 
@@ -41,6 +43,20 @@ def test_record_has_exactly_the_contract_keys(record):
     assert record["cpu"]
     assert "10 ms" in record["timing"] and "one device wait" in record["timing"]
     json.dumps(record)  # JSON as it stands
+
+
+def test_the_roofline_ceilings_are_recorded_with_their_method(record):
+    assert record["memory_bandwidth_gbs"] > 0
+    assert record["memory_bandwidth_method"].startswith("numpy.copyto of 256 MiB")
+    assert set(record["peak_gflops"]) == {"float32", "float64"}
+    for dtype, rate in record["peak_gflops"].items():
+        assert set(rate) == {"gflops", "library", "size", "threads", "method", "other_cores"}
+        assert rate["gflops"] > 0 and rate["library"] in ("numpy", "torch")
+        size = rate["size"]
+        assert f"{rate['library']}.matmul of two {size}x{size} {dtype}" in rate["method"]
+        assert roofline.from_environment(record, dtype) == roofline.Roofline(
+            rate["gflops"], record["memory_bandwidth_gbs"]
+        )
 
 
 def test_versions_name_every_library_without_importing(record):
