@@ -54,6 +54,9 @@ from convbench.timing import WallClock
 # A calibration call this long is not repeated: the first call's extra cost (autotuning,
 # compilation) is then small beside the op, and slow CPU cases are not paid twice.
 CALIBRATE_ONCE = 1.0
+# The warm-up before the samples: calls for at least this long (and at least two calls, unless
+# the first took CALIBRATE_ONCE), so that a fast op also runs warm caches, pools and clocks.
+WARMUP_TIME = 0.1
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,20 @@ class BlockClock:
 
 
 def calibrate(fn: Callable[[], object], wait: Callable[[], None]) -> int:
-    """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1. The first call
-    pays one-time costs (autotuning, compilation), so a second is timed unless the first was
-    already slow."""
+    """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1.
+
+    Also the warm-up (asv's own is off: ``ConvSuite.warmup_time``). The first call pays one-time
+    costs (autotuning, compilation), so unless it was already slow, ``fn`` is called again until
+    ``WARMUP_TIME`` has passed, and the fastest of these later calls sets the block. asv's
+    warm-up would call a slow op once more after this, for nothing.
+    """
     clock = WallClock(wait)
+    start = time.perf_counter()
     elapsed = clock.sample(fn, 1)
     if elapsed < CALIBRATE_ONCE:
         elapsed = clock.sample(fn, 1)
+        while time.perf_counter() - start < WARMUP_TIME:
+            elapsed = min(elapsed, clock.sample(fn, 1))
     launches = math.ceil(suite.BLOCK_TIME / max(elapsed, 1e-9))
     return int(min(suite.MAX_LAUNCHES, max(1, launches)))
 
@@ -133,14 +143,17 @@ def metric_skip_reason(name: str, case: Case) -> str | None:
 class ConvSuite(ABC):
     """One 2-D convolution per parameter combination, on the backend the combination names.
 
-    One process per parameter combination, one round; repeat from 3 samples (slow cases) up to
-    20 (fast ones), stopping after 5 s of sampling.
+    One process per parameter combination, one round, warmed up in ``setup`` (``calibrate``);
+    repeat from 3 samples up to 20, stopping after 2 s of sampling: an op of 0.1 s or more gets
+    3 to 20 samples of its own length, each long beside the machine's preemptions, and more of
+    them would narrow its median little while the whole suite must run in minutes.
     """
 
     params: ClassVar[tuple[list, ...]] = (list(suite.BACKENDS),)
     param_names: ClassVar[tuple[str, ...]] = ("backend",)
     rounds = 1
-    repeat = (3, 20, 5.0)
+    repeat = (3, 20, 2.0)
+    warmup_time = 0
     timeout = 180
     # The method of ``Prepared`` that this suite's ``time_`` metric calls, ``inner`` times.
     timed: ClassVar[str] = "launch"
@@ -248,8 +261,9 @@ class ConvSuite(ABC):
 
 def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callable:
     """``method`` as the metric ``name`` of ``suite_class``: an error is recorded as the case's
-    failure, then raised for asv; skipped (asv's ``skip_for_params``, without even a ``setup``)
-    for the combinations that ``suite.metric_skip_reason`` rules out."""
+    failure, then raised for asv; run over the parameter values that some combination measures,
+    and skipped (asv's ``skip_for_params``, without even a ``setup``) for the combinations among
+    them that ``suite.metric_skip_reason`` rules out."""
 
     @functools.wraps(method)
     def metric(self: ConvSuite, *params: Any) -> Any:
@@ -261,11 +275,21 @@ def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callab
             self.record_failure(name, error)
             raise
 
-    skipped = [
-        combo
-        for combo in itertools.product(*suite_class.params)
-        if metric_skip_reason(name, suite_class.case(*combo))
-    ]
+    combos = list(itertools.product(*suite_class.params))
+    ruled_out = {c for c in combos if metric_skip_reason(name, suite_class.case(*c))}
+    measured = [c for c in combos if c not in ruled_out]
+    if measured:
+        # asv forks a process for every combination of a benchmark's parameters, even one that it
+        # skips: a metric that the grid takes on part of it only gets parameters of its own, the
+        # values that some measured combination has (asv reads ``params`` off the method first).
+        own = [
+            [value for value in values if any(c[i] == value for c in measured)]
+            for i, values in enumerate(suite_class.params)
+        ]
+        if own != [list(values) for values in suite_class.params]:
+            metric.params = own  # type: ignore[attr-defined]
+        combos = list(itertools.product(*own))
+    skipped = [c for c in combos if c in ruled_out]
     return skip_for_params(skipped)(metric) if skipped else metric
 
 

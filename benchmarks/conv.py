@@ -35,7 +35,7 @@ class ConvBatch(TimeOp, PeakmemOp, TrackMaxRel):
         *ConvSuite.params,
         list(suite.BATCHES),
         list(suite.BATCH_SIZES),
-        list(suite.KERNELS),
+        list(suite.BATCH_KERNELS),
         list(suite.DTYPES),
     )
     param_names = (*ConvSuite.param_names, "batch", "size", "kernel", "dtype")

@@ -2,21 +2,25 @@
 
 One parameter combination is one number. The grid is data here, not in ``benchmarks/``, so that
 a run can say *why* a cell of the grid is empty: ``skip_reason`` depends on the parameters and
-on what the backend object declares of itself (its device, ``Backend.slow_method``, a known
-defect in ``Backend.case_unsupported``), never on its name, and imports no framework nor queries
+on what the backend object declares of itself (its device, its arithmetic, ``slow_method``, a
+known defect in ``case_unsupported``), never on its name, and imports no framework nor queries
 a device; whether a backend can run on this machine is a separate question, answered by
 ``case_unavailable``.
 
-Why the budgets below: on a 2-core CPU, scipy.signal's direct loop and every float64 convolution
-cost about 4-10 ns per multiply-add and the framework float32 kernels about 0.2-1 ns, so 1.6e8
-multiply-adds of the former and 1e9 of the latter are about a second per call. Cases beyond them
-(4096² with 15x15 takes 1-5 s in float32 and up to 40 s in float64) are skipped on CPUs with this
-reason, so that the whole default suite runs in minutes; GPU backends have no such budget.
+The grid reaches where methods cross over: kernels up to 31x31, where FFT methods overtake
+direct sums, and images up to 8192². Which of its cases a CPU measures is a cost model (below,
+``cpu_cost``): each case is counted in the unit of the arithmetic its backend declares
+(``Backend.arithmetic``), multiply-adds for a direct method and n log2 n for an FFT, against a
+budget of about a second per call, so that an FFT method is not held to the multiply-adds it
+avoids and the whole default suite runs in minutes. A case over budget is skipped with a reason
+that gives its count and the budget; GPU backends have no budget.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,13 +37,17 @@ if TYPE_CHECKING:
 SPEC = ConvSpec()
 
 BACKENDS = tuple(decl.name for decl in BUILTIN)
-SIZES = (64, 256, 1024, 2048, 4096)
-KERNELS = (3, 4, 7, 15)  # 4: an even kernel, where 'same' padding is asymmetric
+SIZES = (64, 256, 1024, 2048, 4096, 8192)
+# 4: an even kernel, where 'same' padding is asymmetric; 15 and 31: where FFT methods overtake
+# direct ones.
+KERNELS = (3, 4, 7, 15, 31)
 DTYPES = ("float32", "float64")
 
-# The batch case: a small-image workload, as a network layer sees it.
+# The batch case: a small-image workload, as a network layer sees it, whose kernels stop short
+# of 31x31 (a size no layer uses; the single-image grid shows it).
 BATCHES = (16,)
 BATCH_SIZES = (256,)
+BATCH_KERNELS = (3, 4, 7, 15)
 
 # Host -> device -> host, beside the op alone; one kernel is enough to show the transfer share.
 TRANSFER_SIZES = (256, 2048)
@@ -110,10 +118,22 @@ TIMING = (
 )
 
 
-# Multiply-adds per call above which a slow method (``Backend.slow_method``) and float64 on a CPU
-# are skipped, and above which every CPU case is.
+# The skip policy's cost model. A CPU case's cost is counted in the unit of the arithmetic the
+# backend says it runs (``Backend.arithmetic``): a direct method does one multiply-add per kernel
+# tap per output; an FFT method transforms the zero-padded image, of n = (H+kh-1) x (W+kw-1)
+# points per plane, at about n log2 n operations per transform, whatever the kernel. Each unit
+# has its budgets, set to about a second per call on a 2-core CPU:
+# - direct, a slow method (``Backend.slow_method``) or float64: 1.6e8 multiply-adds (4-10 ns each);
+# - direct, float32 (a library's vectorised kernel, 0.15-0.6 ns each): 2e9;
+# - FFT, float32 (pocketfft and OpenCV's DFT, 0.4-0.8 ns per n log2 n): 2e9 (8192²); float64
+#   moves twice the bytes and costs about twice as much: 1e9 (4096²).
+# An FFT method's time hardly depends on the kernel, so past CPU_FFT_EVERY_KERNEL (4096² in
+# float32, 2048² in float64) it is measured with the largest kernel only: the case where direct
+# methods are out of reach, and where the FFT's advantage is widest.
 CPU_SLOW_MACS = 1.6e8
-CPU_MAX_MACS = 1e9
+CPU_MAX_MACS = 2e9
+CPU_FFT_OPERATIONS = {"float32": 2e9, "float64": 1e9}
+CPU_FFT_EVERY_KERNEL = {"float32": 5e8, "float64": 2.5e8}
 # Agreement (track_*) needs the float64 reference, accumulated tap by tap in numpy (about 4 ns per
 # multiply-add: 1 s at 1024² with 15x15, 10 s at 4096²). Larger cases only draw more samples of the
 # same per-output error, so agreement is tracked for images up to 1024² and references up to
@@ -121,8 +141,9 @@ CPU_MAX_MACS = 1e9
 TRACK_MAX_SIZE = 1024
 TRACK_MAX_MACS = 1024 * 1024 * 7 * 7
 # Peak memory depends on the image and the kernel's extremes (an im2col workspace grows with k²),
-# not on every kernel between them; measuring two kernels halves its cost.
-PEAKMEM_KERNELS = (3, 15)
+# not on every kernel between them; measuring two kernels costs a fraction of measuring all.
+PEAKMEM_KERNELS = (min(KERNELS), max(KERNELS))
+PEAKMEM_BATCH_KERNELS = (min(BATCH_KERNELS), max(BATCH_KERNELS))
 
 METRICS = ("time", "peakmem", "track")
 
@@ -132,40 +153,97 @@ def multiply_adds(size: int, kernel: int, batch: int = 1) -> int:
     return batch * size * size * kernel * kernel
 
 
+def transform_points(size: int, kernel: int) -> int:
+    """Points of one plane's FFT for a linear convolution of ``size``² with ``kernel``²: the
+    image zero-padded by the kernel, (size + kernel - 1)²."""
+    return (size + kernel - 1) ** 2
+
+
+def fft_operations(size: int, kernel: int, batch: int = 1) -> float:
+    """The FFT cost model's work for one call: ``batch`` x n log2 n, n = ``transform_points``."""
+    points = transform_points(size, kernel)
+    return batch * points * math.log2(points)
+
+
+@dataclass(frozen=True)
+class CpuCost:
+    """One call of a case on a CPU as the skip policy counts it: ``work`` in ``unit``, against
+    ``budget``; ``method`` opens the skip reason, ``detail`` says what was counted and
+    ``seconds`` what the budget means. An FFT method's cost hardly depends on the kernel: past
+    ``every_kernel`` it is measured with the grid's largest kernel only."""
+
+    work: float
+    unit: str
+    budget: float
+    method: str
+    detail: str
+    seconds: str
+    every_kernel: float | None = None
+
+    def reason(self, kernel: int) -> str | None:
+        """Why a case of this cost with a ``kernel``² kernel is not measured, or None."""
+        counted = f"{self.method}: {self.work:.2g} {self.unit} ({self.detail}) exceed"
+        if self.work > self.budget:
+            return f"{counted} the suite's budget of {self.budget:.2g} ({self.seconds})"
+        largest = max(KERNELS)
+        if self.every_kernel is not None and self.work > self.every_kernel and kernel < largest:
+            return (
+                f"{counted} {self.every_kernel:.2g}, above which an FFT method, whose cost hardly "
+                f"depends on the kernel, is measured with the largest kernel ({largest}x{largest}) "
+                "only"
+            )
+        return None
+
+
+def cpu_cost(found: Backend, size: int, kernel: int, dtype: str, batch: int = 1) -> CpuCost | None:
+    """What one call of this case costs ``found`` on a CPU, in the unit of the arithmetic it says
+    it runs, and the budget it is held to; None when the backend cannot say (its library is
+    not installed, so nothing runs here anyway)."""
+    if missing_requirement(found.requires, needs_gpu=False):
+        return None
+    image_shape = (size, size) if batch == 1 else (batch, size, size)
+    shape = "x".join(map(str, image_shape))
+    if found.arithmetic(dtype, image_shape, (kernel, kernel)) == "fft":
+        side = size + kernel - 1
+        planes = f"{batch} x " if batch > 1 else ""
+        # float16 and bfloat16 are never cheaper than float32 on a CPU: the lowest budgets.
+        return CpuCost(
+            fft_operations(size, kernel, batch),
+            "FFT operations",
+            CPU_FFT_OPERATIONS.get(dtype, min(CPU_FFT_OPERATIONS.values())),
+            f"{dtype} FFT on a CPU",
+            f"n log2 n, n = {planes}{side}x{side} points: {shape} image, {kernel}x{kernel} kernel",
+            "seconds per call",
+            CPU_FFT_EVERY_KERNEL.get(dtype, min(CPU_FFT_EVERY_KERNEL.values())),
+        )
+    detail = f"{shape} image, {kernel}x{kernel} kernel"
+    macs = multiply_adds(size, kernel, batch)
+    if found.slow_method:
+        seconds = "about a second per call on one CPU core"
+        return CpuCost(macs, "multiply-adds", CPU_SLOW_MACS, found.slow_method, detail, seconds)
+    if dtype == "float64":
+        method = "float64 on a CPU"
+        return CpuCost(macs, "multiply-adds", CPU_SLOW_MACS, method, detail, "seconds per call")
+    return CpuCost(macs, "multiply-adds", CPU_MAX_MACS, "on a CPU", detail, "seconds per call")
+
+
 def skip_reason(backend: str, size: int, kernel: int, dtype: str, batch: int = 1) -> str | None:
     """Why the default suite does not measure this case of the backend called ``backend``, or
     None when it does.
 
-    Asks the backend object what it declares (device, slow method, known defects), never parses
-    its name; imports no framework and depends on nothing installed but, for a known defect, the
-    defective library's version (see ``case_unavailable`` for what this machine can run).
+    Asks the backend object what it declares (device, arithmetic, slow method, known defects),
+    never parses its name; imports no framework, and depends on nothing installed but what a
+    backend reads of its own library without running it (OpenCV's CPU features, which decide
+    its method; a defective library's version).
     """
     found = get_backend(backend)
     if found.device_kind == "cpu":
-        over_budget = _cpu_budget(found, size, kernel, dtype, batch)
+        cost = cpu_cost(found, size, kernel, dtype, batch)
+        over_budget = cost.reason(kernel) if cost else None
         if over_budget:
             return over_budget
     image_shape = (size, size) if batch == 1 else (batch, size, size)
     return found.case_unsupported(image_shape, (kernel, kernel), dtype)
-
-
-def _cpu_budget(found: Backend, size: int, kernel: int, dtype: str, batch: int) -> str | None:
-    """Why this case costs a CPU backend more than the suite's budget, or None."""
-    macs = multiply_adds(size, kernel, batch)
-    shape = f"{batch}x{size}x{size}" if batch > 1 else f"{size}x{size}"
-    over = f"{macs:.2g} multiply-adds ({shape} image, {kernel}x{kernel} kernel) exceed"
-    if found.slow_method and macs > CPU_SLOW_MACS:
-        return (
-            f"{found.slow_method}: {over} the suite's budget of {CPU_SLOW_MACS:.2g} "
-            "(about a second per call on one CPU core)"
-        )
-    if dtype == "float64" and macs > CPU_SLOW_MACS:
-        return (
-            f"float64 on a CPU: {over} the suite's budget of {CPU_SLOW_MACS:.2g} (seconds per call)"
-        )
-    if macs > CPU_MAX_MACS:
-        return f"on a CPU: {over} the suite's budget of {CPU_MAX_MACS:.2g} (seconds per call)"
-    return None
 
 
 def metric_skip_reason(metric: str, size: int, kernel: int, batch: int = 1) -> str | None:
@@ -180,8 +258,9 @@ def metric_skip_reason(metric: str, size: int, kernel: int, batch: int = 1) -> s
             f"{TRACK_MAX_MACS:.2g} multiply-adds: the float64 reference costs seconds here "
             "and larger cases add no new kind of error"
         )
-    if metric == "peakmem" and kernel not in PEAKMEM_KERNELS:
-        return f"peak memory is measured for kernels {list(PEAKMEM_KERNELS)}, the extremes"
+    extremes = PEAKMEM_KERNELS if batch == 1 else PEAKMEM_BATCH_KERNELS
+    if metric == "peakmem" and kernel not in extremes:
+        return f"peak memory is measured for kernels {list(extremes)}, the extremes"
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -17,13 +19,18 @@ from convbench.backends.base import Backend
 from convbench.registry import BUILTIN
 
 CPU_BACKENDS = ("scipy-convolve2d", "scipy-correlate2d", "tensorflow-cpu", "torch-cpu", "jax-cpu")
-GPU_BACKENDS = ("tensorflow-gpu", "torch-cuda", "jax-gpu", "cupy-gpu")
+GPU_BACKENDS = ("tensorflow-gpu", "torch-cuda", "jax-gpu", "cupy-gpu", "cupy-fftconvolve")
+FFT_BACKENDS = ("scipy-fftconvolve", "scipy-oaconvolve")
+# OpenCV's method (direct or DFT) is asked of cv2 itself.
+HAS_CV2 = importlib.util.find_spec("cv2") is not None
 
 
 def test_grid_covers_the_issue():
     assert tuple(decl.name for decl in BUILTIN) == suite.BACKENDS
-    assert min(suite.SIZES) <= 64 and max(suite.SIZES) >= 4096 and len(suite.SIZES) >= 5
+    assert min(suite.SIZES) <= 64 and max(suite.SIZES) == 8192 and len(suite.SIZES) >= 6
     assert any(k % 2 == 0 for k in suite.KERNELS)
+    # Where FFT methods overtake direct ones: 15x15 and 31x31.
+    assert {15, 31} <= set(suite.KERNELS) and max(suite.KERNELS) == 31
     assert suite.DTYPES == ("float32", "float64")
     assert (suite.SPEC.op, suite.SPEC.mode, suite.SPEC.boundary) == ("correlate", "same", "fill")
 
@@ -46,8 +53,65 @@ def test_the_smallest_case_is_measured_everywhere(backend, dtype):
 def test_cpu_frameworks_measure_4096_in_float32_up_to_the_budget(backend):
     assert suite.skip_reason(backend, 4096, 7, "float32") is None
     assert suite.skip_reason(backend, 2048, 15, "float32") is None
+    assert suite.skip_reason(backend, 1024, 31, "float32") is None
+    assert suite.skip_reason(backend, 8192, 4, "float32") is None
     assert "float64 on a CPU" in suite.skip_reason(backend, 4096, 7, "float64")
-    assert "budget of 1e+09" in suite.skip_reason(backend, 4096, 15, "float32")
+    assert suite.skip_reason(backend, 4096, 15, "float32") == (
+        "on a CPU: 3.8e+09 multiply-adds (4096x4096 image, 15x15 kernel) exceed the suite's "
+        "budget of 2e+09 (seconds per call)"
+    )
+
+
+@pytest.mark.parametrize("backend", FFT_BACKENDS)
+def test_fft_methods_are_budgeted_by_their_transforms_not_by_multiply_adds(backend):
+    # 4096² with 31x31 is 1.6e10 multiply-adds, far past any direct budget: an FFT does it in
+    # about 4e8 operations, whatever the kernel.
+    for kernel in suite.KERNELS:
+        assert suite.skip_reason(backend, 4096, kernel, "float32") is None
+        assert suite.skip_reason(backend, 2048, kernel, "float64") is None
+    assert suite.skip_reason(backend, 8192, 31, "float32") is None
+    assert suite.skip_reason(backend, 4096, 31, "float64") is None
+
+
+@pytest.mark.parametrize("backend", FFT_BACKENDS)
+def test_large_ffts_are_measured_with_the_largest_kernel_only(backend):
+    assert suite.skip_reason(backend, 8192, 15, "float32") == (
+        "float32 FFT on a CPU: 1.8e+09 FFT operations (n log2 n, n = 8206x8206 points: "
+        "8192x8192 image, 15x15 kernel) exceed 5e+08, above which an FFT method, whose cost "
+        "hardly depends on the kernel, is measured with the largest kernel (31x31) only"
+    )
+    assert "largest kernel (31x31) only" in suite.skip_reason(backend, 4096, 3, "float64")
+
+
+@pytest.mark.parametrize("backend", FFT_BACKENDS)
+def test_ffts_past_their_budget_are_skipped_with_the_count(backend):
+    assert suite.skip_reason(backend, 8192, 31, "float64") == (
+        "float64 FFT on a CPU: 1.8e+09 FFT operations (n log2 n, n = 8222x8222 points: "
+        "8192x8192 image, 31x31 kernel) exceed the suite's budget of 1e+09 (seconds per call)"
+    )
+    reason = suite.skip_reason(backend, 256, 31, "float32", batch=4096)
+    assert reason is not None and "n = 4096 x 286x286 points: 4096x256x256 image" in reason
+
+
+def test_opencv_is_budgeted_by_the_method_it_picks():
+    # filter2D sums directly below 130 taps in float32 (50 otherwise), through a DFT above.
+    opencv = convbench.get_backend("opencv-cpu")
+    pytest.importorskip("cv2")
+    assert opencv.arithmetic("float32", (64, 64), (7, 7)) == "direct"
+    assert "float64 on a CPU: 8.2e+08 multiply-adds" in suite.skip_reason(
+        "opencv-cpu", 4096, 7, "float64"
+    )
+    assert suite.skip_reason("opencv-cpu", 4096, 31, "float64") is None
+    assert "largest kernel" in suite.skip_reason("opencv-cpu", 4096, 15, "float64")
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "points"), [(64, 3, 66 * 66), (1, 1, 1), (8192, 31, 8222 * 8222)]
+)
+def test_fft_operations_are_n_log2_n_of_the_padded_image(size, kernel, points):
+    assert suite.transform_points(size, kernel) == points
+    assert suite.fft_operations(size, kernel) == points * math.log2(points)
+    assert suite.fft_operations(size, kernel, batch=3) == 3 * points * math.log2(points)
 
 
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
@@ -76,18 +140,18 @@ def test_batch_counts_in_the_budget():
     assert reason is not None and "64x256x256" in reason
 
 
-def test_every_size_and_dtype_is_measured_by_some_cpu_backend():
+def test_every_size_is_measured_by_some_cpu_backend_in_float32_and_to_4096_in_float64():
+    cpu = [b for b in suite.BACKENDS if convbench.get_backend(b).device_kind == "cpu"]
     for size in suite.SIZES:
-        for dtype in suite.DTYPES:
+        for dtype in suite.DTYPES if size <= 4096 else ("float32",):
             assert any(
-                suite.skip_reason(b, size, k, dtype) is None
-                for b in CPU_BACKENDS
-                for k in suite.KERNELS
+                suite.skip_reason(b, size, k, dtype) is None for b in cpu for k in suite.KERNELS
             ), (size, dtype)
+    assert all(suite.skip_reason(b, 8192, k, "float64") for b in cpu for k in suite.KERNELS)
 
 
 @given(
-    backend=st.sampled_from(suite.BACKENDS),
+    backend=st.sampled_from([b for b in suite.BACKENDS if b != "opencv-cpu" or HAS_CV2]),
     size=st.integers(1, 8192),
     kernel=st.integers(1, 31),
     dtype=st.sampled_from(("float16", "bfloat16", "float32", "float64")),
@@ -96,19 +160,23 @@ def test_every_size_and_dtype_is_measured_by_some_cpu_backend():
 def test_skip_reason_is_the_budget_rule_or_a_declared_defect(backend, size, kernel, dtype, batch):
     reason = suite.skip_reason(backend, size, kernel, dtype, batch)
     found = convbench.get_backend(backend)
-    macs = suite.multiply_adds(size, kernel, batch)
-    slow = macs > suite.CPU_SLOW_MACS
-    budget = found.device_kind == "cpu" and (
-        (found.slow_method is not None and slow)
-        or (dtype == "float64" and slow)
-        or macs > suite.CPU_MAX_MACS
-    )
-    if budget:
-        assert reason is not None and f"{macs:.2g} multiply-adds" in reason
+    image_shape = (size, size) if batch == 1 else (batch, size, size)
+    fft = found.arithmetic(dtype, image_shape, (kernel, kernel)) == "fft"
+    if fft:
+        work, unit = suite.fft_operations(size, kernel, batch), "FFT operations"
+        budget = suite.CPU_FFT_OPERATIONS.get(dtype, 1e9)
+        narrow = suite.CPU_FFT_EVERY_KERNEL.get(dtype, 2.5e8)
+        over = work > budget or (work > narrow and kernel < max(suite.KERNELS))
     else:
-        image_shape = (size, size) if batch == 1 else (batch, size, size)
+        work, unit = suite.multiply_adds(size, kernel, batch), "multiply-adds"
+        slow = found.slow_method is not None or dtype == "float64"
+        over = work > (suite.CPU_SLOW_MACS if slow else suite.CPU_MAX_MACS)
+    budget = found.device_kind == "cpu" and over
+    if budget:
+        assert reason is not None and f"{work:.2g} {unit}" in reason
+    else:
         assert reason == found.case_unsupported(image_shape, (kernel, kernel), dtype)
-    # A case skipped for its cost stays skipped when it grows.
+    # A case skipped for its cost stays skipped when its image grows.
     if budget:
         assert suite.skip_reason(backend, size + 1, kernel, dtype, batch) is not None
 
@@ -130,11 +198,34 @@ class OnGpu(SlowLoop):
         super().__init__(name, device="gpu")
 
 
+class ByFFT(SlowLoop):
+    """A third-party FFT method: budgeted by its transforms, not by its multiply-adds."""
+
+    slow_method = None
+
+    def arithmetic(self, dtype, image_shape, kernel_shape):  # type: ignore[no-untyped-def]
+        return "fft"
+
+
+class NotInstalled(SlowLoop):
+    """A backend whose library is missing, so it cannot say how it would compute."""
+
+    requires = ("no_such_module_anywhere",)
+
+    def arithmetic(self, dtype, image_shape, kernel_shape):  # type: ignore[no-untyped-def]
+        raise AssertionError("the grid never asks a backend that is not installed")
+
+
 @pytest.fixture
 def plugins(monkeypatch: pytest.MonkeyPatch):
     points = {
         name: EntryPoint(name, f"{__name__}:{cls}", registry.ENTRY_POINT_GROUP)
-        for name, cls in [("example-loop", "SlowLoop"), ("example-gpu", "OnGpu")]
+        for name, cls in [
+            ("example-loop", "SlowLoop"),
+            ("example-gpu", "OnGpu"),
+            ("example-fft", "ByFFT"),
+            ("example-absent", "NotInstalled"),
+        ]
     }
     monkeypatch.setattr(registry, "_entry_point_backends", lambda: points)
     registry.get_backend.cache_clear()
@@ -151,6 +242,31 @@ def test_the_grid_asks_the_backend_object_not_its_name():
     )
     assert suite.skip_reason("example-loop", 1024, 7, "float32") is None
     assert suite.skip_reason("example-gpu", 8192, 15, "float64") is None
+
+
+@pytest.mark.usefixtures("plugins")
+def test_the_cost_model_follows_the_arithmetic_the_backend_declares():
+    assert suite.skip_reason("example-fft", 4096, 31, "float32") is None
+    assert suite.skip_reason("example-fft", 8192, 31, "float64").startswith(
+        "float64 FFT on a CPU: 1.8e+09 FFT operations"
+    )
+    cost = suite.cpu_cost(convbench.get_backend("example-loop"), 64, 3, "float32")
+    assert cost == suite.CpuCost(
+        work=64 * 64 * 9,
+        unit="multiply-adds",
+        budget=suite.CPU_SLOW_MACS,
+        method="example's pure-Python loop",
+        detail="64x64 image, 3x3 kernel",
+        seconds="about a second per call on one CPU core",
+    )
+    assert cost.reason(3) is None
+
+
+@pytest.mark.usefixtures("plugins")
+def test_a_backend_that_is_not_installed_is_not_budgeted_but_unavailable():
+    assert suite.cpu_cost(convbench.get_backend("example-absent"), 8192, 31, "float64") is None
+    assert suite.skip_reason("example-absent", 8192, 31, "float64") is None
+    assert "no_such_module_anywhere" in suite.case_unavailable("example-absent", "float64")
 
 
 def test_the_scipy_loop_is_slow_on_the_cpu_only():
@@ -170,9 +286,14 @@ def test_agreement_is_tracked_where_the_reference_is_cheap():
 def test_peak_memory_is_measured_for_the_extreme_kernels():
     assert [k for k in suite.KERNELS if suite.metric_skip_reason("peakmem", 4096, k) is None] == [
         3,
-        15,
+        31,
     ]
     assert all(suite.metric_skip_reason("time", 4096, k) is None for k in suite.KERNELS)
+    batch = [k for k in suite.BATCH_KERNELS if not suite.metric_skip_reason("peakmem", 256, k, 16)]
+    assert batch == [3, 15]
+    assert suite.metric_skip_reason("peakmem", 256, 7, 16) == (
+        "peak memory is measured for kernels [3, 15], the extremes"
+    )
 
 
 def test_unknown_metric_is_refused():
@@ -186,7 +307,9 @@ def test_the_grid_and_the_environment_import_no_backend_module():
         "print(sorted(m for m in sys.modules if m.startswith('convbench.backends.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['convbench.backends.base', 'convbench.backends.requirements']"
+    assert out.stdout.strip() == (
+        "['convbench.backends.base', 'convbench.backends.peak', 'convbench.backends.requirements']"
+    )
 
 
 def test_preimport_asks_each_installed_backend(monkeypatch: pytest.MonkeyPatch):

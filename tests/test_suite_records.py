@@ -46,6 +46,7 @@ def scipy_facts(dtype: str, kernel: int) -> dict:
         "device": "cpu",
         "cpu_twin": None,
         "precision": dtype,
+        "arithmetic": "direct",
         "tolerance": tolerance(dtype, kernel**2),
     }
 
@@ -108,16 +109,27 @@ def test_a_metric_the_grid_leaves_out_is_skipped_with_its_own_reason(written):
         "Conv.time_op": ("ready", None),
         "Conv.track_max_rel": ("ready", None),
     }
-    # asv skips that metric itself, without calling setup.
-    assert ("scipy-correlate2d", 64, 4, "float32") in conv.Conv.peakmem_op.skip_params
-    assert ("scipy-correlate2d", 64, 3, "float32") not in conv.Conv.peakmem_op.skip_params
-    assert not hasattr(conv.Conv.time_op, "skip_params")
+    # asv never runs that metric there: its parameters leave the kernel out.
+    assert conv.Conv.peakmem_op.params[2] == [3, 31]
+    assert not hasattr(conv.Conv.time_op, "params")
 
 
-def test_the_metric_skips_follow_each_suites_parameters():
-    assert len(conv.Conv.peakmem_op.skip_params) == len(suite.BACKENDS) * 5 * 2 * 2
-    assert ("scipy-correlate2d", 16, 256, 15, "float32") in conv.ConvBatch.track_max_rel.skip_params
-    assert ("jax-cpu precision=default", 8192, 3) in conv.ConvSettings.track_max_rel.skip_params
+def test_each_metric_runs_over_the_values_some_combination_measures():
+    backends, dtypes = list(suite.BACKENDS), list(suite.DTYPES)
+    assert conv.Conv.peakmem_op.params == [backends, list(suite.SIZES), [3, 31], dtypes]
+    assert conv.Conv.track_max_rel.params == [
+        backends,
+        [64, 256, 1024],
+        list(suite.KERNELS),
+        dtypes,
+    ]
+    assert conv.ConvBatch.peakmem_op.params == [backends, [16], [256], [3, 15], dtypes]
+    assert conv.ConvSettings.track_max_rel.params[1:] == [[1024], [3]]
+    # Within them, asv skips those the grid rules out without a setup.
+    assert ("scipy-correlate2d", 1024, 15, "float32") in conv.Conv.track_max_rel.skip_params
+    assert ("scipy-correlate2d", 1024, 7, "float32") not in conv.Conv.track_max_rel.skip_params
+    assert conv.ConvBatch.track_max_rel.params[3] == [3, 4, 7]
+    assert not hasattr(conv.Conv.peakmem_op, "skip_params")
     assert conv.ConvSettings.metrics() == ["time_op", "track_max_rel"]
     assert conv.Transfer.metrics() == ["time_end_to_end"]
 
@@ -185,20 +197,34 @@ def test_nothing_is_written_without_a_records_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_calibrate_fills_a_block_and_times_a_second_call():
+def test_calibrate_warms_up_and_fills_a_block_from_the_later_calls():
     calls = []
 
     def op():
-        calls.append(1)
+        calls.append(time.perf_counter())
         if len(calls) == 1:
             time.sleep(0.05)  # the first call autotunes
         else:
             time.sleep(2e-4)
 
+    start = time.perf_counter()
     inner = common.calibrate(op, lambda: None)
-    assert len(calls) == 2
+    # Warm-up: called again and again until WARMUP_TIME has passed since the first call.
+    assert len(calls) > 2 and time.perf_counter() - start >= common.WARMUP_TIME
+    assert calls[-1] - start < common.WARMUP_TIME
     # BLOCK_TIME / ~0.2 ms, less when sleeping overshoots; never from the slow first call.
     assert 2 <= inner <= suite.BLOCK_TIME / 2e-4
+
+
+def test_calibrate_calls_an_op_slower_than_the_warm_up_twice():
+    calls = []
+    assert common.calibrate(lambda: calls.append(time.sleep(0.06)), lambda: None) == 1
+    assert len(calls) == 2
+
+
+def test_the_suites_leave_the_warm_up_to_setup():
+    assert common.ConvSuite.warmup_time == 0
+    assert common.ConvSuite.repeat == (3, 20, 2.0)
 
 
 def test_calibrate_times_one_call_of_a_slow_op(monkeypatch):
