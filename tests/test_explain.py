@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import convbench
 from convbench.explain import ORIENTATIONS, TRANSFORMS, compose, relative
-from convbench.spec import BOUNDARIES, MODES, OPS, ConvSpec
+from convbench.spec import BOUNDARIES, MODES, OPS, ConvSpec, numpy_dtype
 
 
 def case(shape=(40, 36), kshape=(3, 3), seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -399,3 +399,233 @@ def test_the_public_names_are_one_object_wherever_imported() -> None:
     kernel = case()[1]
     for name, code in KERNEL_CODE.items():
         assert np.array_equal(eval(code, {"np": np, "kernel": kernel}), ORIENTATIONS[name](kernel))
+
+
+# --- layers: padding, orientation and precision at a stride, dilation and groups ----------------
+
+
+def layer_case(shape=(2, 4, 12, 12), kernel=(6, 2, 3, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.standard_normal(shape).astype(np.float32),
+        rng.standard_normal(kernel).astype(np.float32),
+    )
+
+
+def padded(image, kernel, pad, spec: ConvSpec, rotate: bool = False) -> np.ndarray:
+    """The float32 layer result with ``pad`` ((top, bottom), (left, right)) of zeros."""
+    widths = ((0, 0),) * (image.ndim - 2) + tuple(pad)
+    valid = ConvSpec(mode="valid", stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
+    weights = np.ascontiguousarray(kernel[..., ::-1, ::-1]) if rotate else kernel
+    return convbench.reference(np.pad(image, widths), weights, valid).astype(np.float32)
+
+
+def test_stride_2_same_vs_symmetric_padding_is_the_padding() -> None:
+    spec = ConvSpec(stride=2, groups=2)
+    image, kernel = layer_case()
+    same = convbench.reference(image, kernel, spec).astype(np.float32)
+    torch_like = padded(image, kernel, ((1, 1), (1, 1)), spec)
+    assert same.shape == torch_like.shape == (2, 6, 6, 6)
+    found = convbench.explain(same, torch_like, image, kernel, spec=spec)
+    assert found.explained and found.precision == "exact"
+    assert found.padding == (((0, 1), (0, 1)), ((1, 1), (1, 1)))
+    assert (found.transform, found.offset, found.mode, found.boundary) == (None, (0, 0), None, None)
+    words = " ".join(found.message.split())
+    assert "actual pads 0 before and 1 after on both axes, as TensorFlow's 'SAME' does" in words
+    assert "ceil(12 / 2) = 6 outputs" in words and "puts the odd one after" in words
+    assert "Expected pads 1 on both sides, as torch's padding=1 does." in words
+    assert "windows sit 1 pixel apart" in words
+    assert "expected = F.conv2d(x, w, stride=2, padding=1, groups=2)" in found.message
+    assert "actual   = F.conv2d(F.pad(x, (0, 1, 0, 1)), w, stride=2, groups=2)" in found.message
+
+
+def test_convolution_at_a_stride_is_rot180_with_the_padding_mirrored() -> None:
+    spec = ConvSpec(stride=2)
+    image, kernel = layer_case(kernel=(6, 4, 4, 4))
+    correlated = convbench.reference(image, kernel, spec).astype(np.float32)
+    convolved = convbench.reference(image, kernel, ConvSpec(op="convolve", stride=2))
+    found = convbench.explain(correlated, convolved.astype(np.float32), image, kernel, spec=spec)
+    assert found.explained and found.transform == "rot180"
+    # 'SAME' pads (1, 1) here, the same mirrored: only the kernel differs.
+    assert found.padding is None
+    assert "every plane rotated 180 degrees" in " ".join(found.message.split())
+    assert "expected = F.conv2d(x, w.flip(-2, -1), stride=2, padding=1)" in found.message
+
+
+def test_convolution_at_stride_2_on_an_even_size_mirrors_the_odd_pixel() -> None:
+    spec = ConvSpec(stride=2)
+    image, kernel = layer_case(shape=(1, 2, 14, 14), kernel=(2, 2, 3, 3))
+    correlated = convbench.reference(image, kernel, spec).astype(np.float32)
+    convolved = convbench.reference(image, kernel, ConvSpec(op="convolve", stride=2))
+    found = convbench.explain(correlated, convolved.astype(np.float32), image, kernel, spec=spec)
+    assert found.transform == "rot180"
+    assert found.padding == (((0, 1), (0, 1)), ((1, 0), (1, 0)))
+    assert "'SAME' mirrored" in " ".join(found.message.split())
+
+
+def test_a_whole_stride_apart_lines_the_outputs_up() -> None:
+    spec = ConvSpec(stride=2)
+    image, kernel = layer_case(kernel=(6, 4, 5, 5))
+    same = convbench.reference(image, kernel, spec).astype(np.float32)  # (1, 2) per axis
+    shifted = padded(image, kernel, ((3, 0), (3, 0)), spec)
+    found = convbench.explain(same, shifted, image, kernel, spec=spec)
+    assert found.padding == (((1, 2), (1, 2)), ((3, 0), (3, 0)))
+    assert found.offset == (1, 1)
+    assert "expected[..., i + 1, j + 1] lines up with actual[..., i, j]" in found.message
+
+
+def test_even_kernel_at_stride_1_is_an_offset_of_one() -> None:
+    image, kernel = layer_case(kernel=(3, 4, 4, 4))
+    same = convbench.reference(image, kernel).astype(np.float32)
+    other = padded(image, kernel, ((2, 1), (2, 1)), ConvSpec())
+    found = convbench.explain(same, other, image, kernel)
+    assert found.padding == (((1, 2), (1, 2)), ((2, 1), (2, 1)))
+    assert found.offset == (1, 1) and found.transform is None
+    assert "a 4-pixel kernel needs 3 pixels of padding" in found.message
+
+
+def test_valid_vs_same_names_both_modes() -> None:
+    spec = ConvSpec(stride=2, dilation=2, groups=2)
+    image, kernel = layer_case()
+    same = convbench.reference(image, kernel, spec).astype(np.float32)
+    valid = convbench.reference(
+        image, kernel, ConvSpec(mode="valid", stride=2, dilation=2, groups=2)
+    )
+    found = convbench.explain(same, valid.astype(np.float32), image, kernel, spec=spec)
+    assert found.mode == ("same", "valid")
+    assert found.padding == (((1, 2), (1, 2)), ((0, 0), (0, 0)))
+    words = " ".join(found.message.split())
+    assert "Expected pads nothing, as mode='valid' does" in words
+    assert "actual has 6x6 outputs per channel and expected 4x4" in words
+
+
+@pytest.mark.parametrize(("dtype", "words"), [("float16", "float16"), ("bfloat16", "bfloat16")])
+def test_a_layer_in_low_precision_is_reduced(dtype: str, words: str) -> None:
+    spec = ConvSpec(stride=2, groups=4)
+    image, kernel = layer_case(kernel=(8, 1, 3, 3))
+    low = numpy_dtype(dtype)
+    exact = convbench.reference(image, kernel, spec).astype(np.float32)
+    # Inputs and result in the low dtype, as a library computing in it has them.
+    rounded = convbench.reference(image.astype(low), kernel.astype(low), spec).astype(low)
+    found = convbench.explain(exact, rounded, image, kernel, spec=spec)
+    assert found.explained and found.padding is None and found.precision == "reduced"
+    assert f"stored in {words}" in found.message
+
+
+def test_tf32_inputs_in_a_layer_are_reduced_precision() -> None:
+    spec = ConvSpec(dilation=2)
+    image, kernel = layer_case(kernel=(6, 4, 3, 3))
+    exact = convbench.reference(image, kernel, spec).astype(np.float32)
+    rounded = convbench.reference(tf32(image), tf32(kernel), spec).astype(np.float32)
+    found = convbench.explain(exact, rounded, image, kernel, spec=spec)
+    assert (found.explained, found.precision, found.padding) == (True, "reduced", None)
+    assert "TF32" in found.message
+
+
+def test_identical_layer_results_are_exact_and_say_the_same_computation() -> None:
+    image, kernel = layer_case()
+    spec = ConvSpec(groups=2)
+    result = convbench.reference(image, kernel, spec).astype(np.float32)
+    found = convbench.explain(result, result.copy(), image, kernel, spec=spec)
+    assert (found.explained, found.precision, found.padding) == (True, "exact", None)
+    assert found.message.startswith("Explained: the same computation")
+
+
+def test_noise_is_not_a_layer_result() -> None:
+    image, kernel = layer_case()
+    spec = ConvSpec(groups=2)
+    result = convbench.reference(image, kernel, spec).astype(np.float32)
+    noise = np.random.default_rng(5).standard_normal(result.shape).astype(np.float32)
+    found = convbench.explain(result, noise, image, kernel, spec=spec)
+    assert not found.explained and found.precision == "unknown" and found.padding is None
+    assert "expected is no zero padding or kernel orientation of this layer" in found.message
+    assert "groups 2, in NCHW layout" in found.message
+
+
+def test_a_rescaled_layer_result_is_not_explained() -> None:
+    image, kernel = layer_case(kernel=(6, 4, 3, 3))
+    result = convbench.reference(image, kernel).astype(np.float32)
+    found = convbench.explain(result, 2 * result, image, kernel)
+    assert not found.explained
+    assert "multiplied by 2" in found.message
+
+
+def test_a_layer_result_of_the_wrong_shape_says_what_shape_was_expected() -> None:
+    image, kernel = layer_case()
+    result = convbench.reference(image, kernel, ConvSpec(groups=2)).astype(np.float32)
+    nhwc = np.ascontiguousarray(result.transpose(0, 2, 3, 1))
+    found = convbench.explain(result, nhwc, image, kernel, spec=ConvSpec(groups=2))
+    assert not found.explained
+    assert "expected has shape (2, 12, 12, 6) is not (N, C_out, H_out, W_out) = (2, 6, ...)" in (
+        " ".join(found.message.split())
+    )
+    too_small = result[..., :2]
+    found = convbench.explain(result, too_small, image, kernel, spec=ConvSpec(groups=2))
+    assert "2 columns of output is not a size this layer gives (from 10" in " ".join(
+        found.message.split()
+    )
+
+
+def test_plain_images_at_a_stride_are_one_channel_layers() -> None:
+    image, kernel = case(shape=(20, 18), kshape=(3, 3))
+    spec = ConvSpec(stride=2)
+    same = convbench.reference(image, kernel, spec).astype(np.float32)
+    torch_like = padded(image, kernel, ((1, 1), (1, 1)), spec)
+    found = convbench.explain(same, torch_like, image, kernel, spec=spec)
+    assert found.padding == (((0, 1), (0, 1)), ((1, 1), (1, 1)))
+    assert "torch.from_numpy(image)[None, None]" in found.message
+
+
+def test_layer_inputs_are_checked() -> None:
+    image, kernel = layer_case()
+    result = convbench.reference(image, kernel, ConvSpec(groups=2)).astype(np.float32)
+    with pytest.raises(ValueError, match="groups=3 does not divide C_in=4"):
+        convbench.explain(result, result, image, kernel, spec=ConvSpec(groups=3))
+    with pytest.raises(ValueError, match="needs a 4-D kernel"):
+        convbench.explain(result, result, image, kernel[0, 0])
+    with pytest.raises(TypeError, match=r"spec must be a convbench\.ConvSpec or None, got dict"):
+        convbench.explain(result, result, image, kernel, spec={"stride": 2})
+    with pytest.raises(
+        ValueError, match=r"a 2-D image \(12, 12\) needs a 2-D kernel and 2-D results"
+    ):
+        convbench.explain(result, result, image[0, 0], kernel[0, 0])
+
+
+@st.composite
+def layer_geometries(draw: st.DrawFn):
+    groups = draw(st.sampled_from([1, 1, 2]))
+    spec = ConvSpec(
+        stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        groups=groups,
+    )
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(8, 14)), draw(st.integers(8, 14))
+    image, kernel = layer_case(
+        (1, 2 * groups, h, w), (2 * groups, 2, kh, kw), seed=draw(st.integers(0, 99))
+    )
+    extent = spec.dilated_size(kernel.shape)
+    pads = [
+        tuple((draw(st.integers(0, e - 1)), draw(st.integers(0, e - 1))) for e in extent)
+        for _ in range(2)
+    ]
+    return spec, image, kernel, pads
+
+
+@settings(max_examples=40, deadline=None)
+@given(layer_geometries())
+def test_any_two_paddings_are_found_as_their_windows(geometry) -> None:
+    spec, image, kernel, (pad_a, pad_e) = geometry
+    actual, expected = (padded(image, kernel, pad, spec) for pad in (pad_a, pad_e))
+    found = convbench.explain(actual, expected, image, kernel, spec=spec)
+    assert found.explained
+    if found.padding is None:
+        assert actual.shape == expected.shape
+        assert all(a[0] == e[0] for a, e in zip(pad_a, pad_e, strict=True))
+        return
+    for reported, given_pad, result in zip(
+        found.padding, (pad_a, pad_e), (actual, expected), strict=True
+    ):
+        # The windows are the padding before; the reported padding gives the result itself.
+        assert [axis[0] for axis in reported] == [axis[0] for axis in given_pad]
+        assert np.array_equal(padded(image, kernel, reported, spec), result)

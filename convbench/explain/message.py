@@ -8,6 +8,15 @@ import textwrap
 import numpy as np
 
 from convbench.agreement import tolerance
+from convbench.explain.layer import (
+    Geometry,
+    LayerFit,
+    LayerLocated,
+    LayerRelation,
+    LayerSearch,
+    Pad,
+    convention,
+)
 from convbench.explain.search import (
     Fit,
     Located,
@@ -34,6 +43,11 @@ KERNEL_CODE = {
     "rot270": "np.rot90(kernel, 3)",
 }
 _LOW_DTYPES = ("float16", "bfloat16")
+_CORRELATION_WORDS = (
+    "A convolution (scipy.signal.convolve2d) rotates the kernel 180 degrees before sliding it; a "
+    "cross-correlation (scipy.signal.correlate2d, and what tf.nn.conv2d, Keras Conv2D and "
+    "torch.nn.functional.conv2d compute despite the name) does not."
+)
 _OP_WORDS = {"correlate": "a cross-correlation", "convolve": "a convolution"}
 _BOUNDARY_WORDS = {
     "fill": "pads with zeros (boundary='fill')",
@@ -107,10 +121,7 @@ def _causes(
         causes.append(
             (
                 "cross-correlation vs convolution",
-                f"Cross-correlation vs convolution: {who}. A convolution "
-                "(scipy.signal.convolve2d) rotates the kernel 180 degrees before sliding it; a "
-                "cross-correlation (scipy.signal.correlate2d, and what tf.nn.conv2d, Keras Conv2D "
-                "and torch.nn.functional.conv2d compute despite the name) does not.",
+                f"Cross-correlation vs convolution: {who}. {_CORRELATION_WORDS}",
             )
         )
     if rest != "identity":
@@ -297,4 +308,209 @@ def unexplained(
             )
         lines.append(_wrap(words))
     lines.append("Check that both results were computed from this image and kernel.")
+    return "\n".join(lines)
+
+
+# --- layers ------------------------------------------------------------------------------------
+
+
+def _pixels(count: int) -> str:
+    return f"{count} pixel" if count == 1 else f"{count} pixels"
+
+
+def _pair_text(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"({pair[0]}, {pair[1]})"
+
+
+def padding_words(pad: Pad) -> str:
+    """How ``pad`` pads, e.g. '0 before and 1 after on both axes', '1 on both sides'."""
+    rows, cols = pad
+    if rows == cols:
+        before, after = rows
+        if before == after:
+            return "nothing" if before == 0 else f"{before} on both sides"
+        return f"{before} before and {after} after on both axes"
+
+    def axis(which: str, before: int, after: int) -> str:
+        return f"the {which} {before} before and {after} after"
+
+    return f"{axis('rows', *rows)}, {axis('columns', *cols)}"
+
+
+def torch_call(fit: LayerFit, geometry: Geometry) -> str:
+    """A torch.nn.functional.conv2d call (``F``; tensors ``x``, ``w``) that gives ``fit``."""
+    (top, bottom), (left, right) = fit.padding
+    weights = "w.flip(-2, -1)" if fit.orientation == "rot180" else "w"
+    source = "x"
+    options = []
+    if geometry.stride != (1, 1):
+        options.append(f"stride={_pair_text(geometry.stride)}")
+    if top == bottom and left == right:
+        if top or left:
+            options.append(f"padding={_pair_text((top, left))}")
+    else:
+        source = f"F.pad(x, ({left}, {right}, {top}, {bottom}))"
+    if geometry.dilation != (1, 1):
+        options.append(f"dilation={_pair_text(geometry.dilation)}")
+    if geometry.groups != 1:
+        options.append(f"groups={geometry.groups}")
+    return f"F.conv2d({', '.join([source, weights, *options])})"
+
+
+def _convention_words(fit: LayerFit, geometry: Geometry, outputs: tuple[int, int]) -> str:
+    """Who pads as ``fit`` does ('as ... does'), and why it is asymmetric when it is ('' if
+    nobody by name)."""
+    mode = convention(fit, geometry, outputs)
+    (top, bottom), (left, right) = fit.padding
+    torch_name = (
+        f"torch's padding={_pair_text((top, left))}" if top == bottom and left == right else ""
+    )
+    if mode == "same" and fit.orientation == "identity":
+        words = "as TensorFlow's 'SAME' does (Keras padding='same', convbench mode='same')"
+        if torch_name:
+            return f"{words}, and here {torch_name} too"
+        uneven = []
+        for axis, (before, after) in enumerate(fit.padding):
+            if before == after:
+                continue
+            size, step = geometry.image_shape[2 + axis], geometry.stride[axis]
+            total, kernel = geometry.same_total(axis), geometry.kernel_shape[2 + axis]
+            why = (
+                f"at stride {step} a {size}-pixel axis gives ceil({size} / {step}) = "
+                f"{outputs[axis]} outputs, whose windows need {_pixels(total)} of padding"
+                if step > 1
+                else f"a {kernel}-pixel kernel needs {_pixels(total)} of padding"
+            )
+            if why not in uneven:
+                uneven.append(why)
+        return f"{words}: {'; '.join(uneven)}, and 'SAME' puts the odd one after"
+    if mode == "same":
+        return "as convbench's mode='same' of a convolution does: 'SAME' mirrored, as the kernel is"
+    if mode in ("valid", "full"):
+        return f"as mode='{mode}' does"
+    return f"as {torch_name} does" if torch_name else ""
+
+
+def _alignment_words(relation: LayerRelation, geometry: Geometry, shapes) -> str:
+    (pa, pe), (sh, sw) = relation.padding, geometry.stride
+    if shapes["actual"][2:] != shapes["expected"][2:]:
+        return (
+            f"So the output sizes differ: actual has {shapes['actual'][2]}x{shapes['actual'][3]} "
+            f"outputs per channel and expected {shapes['expected'][2]}x{shapes['expected'][3]}."
+        )
+    if any(relation.offset) or all(
+        (e[0] - a[0]) % s == 0 for a, e, s in zip(pa, pe, (sh, sw), strict=True)
+    ):
+        dy, dx = relation.offset
+        return (
+            f"expected[..., i + {dy}, j + {dx}] lines up with actual[..., i, j]: the values "
+            "agree away from the border."
+        )
+    apart = max(abs(e[0] - a[0]) for a, e in zip(pa, pe, strict=True))
+    return (
+        f"The outputs have the same size, but at stride {_pair_text(geometry.stride)} their "
+        f"windows sit {_pixels(apart)} apart: no window of one is a window of the other, so "
+        "every output differs, not only the border."
+    )
+
+
+def layer_explained(
+    arrays: dict[str, np.ndarray],
+    fits: dict[str, LayerFit],
+    relation: LayerRelation,
+    left: Residual,
+    geometry: Geometry,
+    planes: bool,
+) -> str:
+    """The message for two layer results related by ``relation``, with ``left`` remaining.
+    ``planes``: the inputs were 2-D images (shown to torch as one image of one channel)."""
+    shapes = {side: x.shape for side, x in arrays.items()}
+    causes = []
+    if relation.transform:
+        causes.append(
+            (
+                "cross-correlation vs convolution",
+                "Cross-correlation vs convolution: expected's kernel is actual's with every "
+                "plane rotated 180 degrees, which is what convolving instead of "
+                f"cross-correlating does. {_CORRELATION_WORDS}",
+            )
+        )
+    if relation.padding:
+        pa, pe = relation.padding
+        named = {side: _convention_words(fits[side], geometry, shapes[side][2:]) for side in fits}
+        said = {
+            side: f"{side} pads {padding_words(fit.padding)}"
+            + (f", {named[side]}" if named[side] else "")
+            for side, fit in fits.items()
+        }
+        causes.append(
+            (
+                f"a different padding ({padding_words(pa)} vs {padding_words(pe)})",
+                f"Padding: {said['actual']}. {said['expected'][0].upper()}{said['expected'][1:]}. "
+                + _alignment_words(relation, geometry, shapes),
+            )
+        )
+    residual_phrase, residual_why = _residual_words(arrays, left, geometry.terms)
+    headline = [phrase for phrase, _ in causes]
+    if headline:
+        summary = f"Explained: {', '.join(headline)}; beyond that, {residual_phrase}."
+    else:
+        summary = f"Explained: the same computation; {residual_phrase}."
+    lines = [summary]
+    why = [_wrap(text) for _, text in causes] + ([_wrap(residual_why)] if residual_why else [])
+    if why:
+        lines += ["", "Why:", *why]
+    tensors = "[None, None]" if planes else ""
+    width = max(len(side) for side in fits)
+    lines += [
+        "",
+        "Fix: these calls reproduce each result (import torch; F = torch.nn.functional):",
+        f"  x, w = torch.from_numpy(image){tensors}, torch.from_numpy(kernel){tensors}",
+        *(f"  {side:<{width}} = {torch_call(fit, geometry)}" for side, fit in fits.items()),
+    ]
+    if causes:
+        lines.append("so use actual's call in place of expected's to get actual's numbers.")
+    return "\n".join(lines)
+
+
+def layer_unexplained(
+    arrays: dict[str, np.ndarray],
+    wide: dict[str, np.ndarray],
+    located: dict[str, LayerLocated],
+    search: LayerSearch,
+) -> str:
+    """The message when no padding or orientation accounts for the difference."""
+    geometry = search.geometry
+    lines = [
+        "Not explained: no padding or kernel orientation of this layer accounts for the difference."
+    ]
+    for side, found in located.items():
+        fit = found.fits[0] if found.fits else found.closest
+        if fit is None:
+            lines.append(_wrap(f"{side} has {found.problem}."))
+            continue
+        call = torch_call(fit, geometry)
+        factor = scaled(wide[side][0], fit)
+        if factor is not None:
+            words = (
+                f"{side} is {call} multiplied by {factor:.4g}: a rescaled result, not a padding "
+                "nor lost precision."
+            )
+        elif found.fits:
+            words = f"{side} is {call}."
+        else:
+            words = (
+                f"{side} is no zero padding or kernel orientation of this layer: the closest, "
+                f"{call}, is off by max_rel {fit.error:.2g} (even bfloat16 arithmetic stays "
+                f"within {search.cap:.2g})."
+            )
+        lines.append(_wrap(words))
+    layer = (
+        f"stride {_pair_text(geometry.stride)}, dilation {_pair_text(geometry.dilation)} and "
+        f"groups {geometry.groups}"
+    )
+    lines.append(
+        f"Check that both results were computed from this image and kernel with {layer}, in "
+        "NCHW layout with OIHW kernels."
+    )
     return "\n".join(lines)

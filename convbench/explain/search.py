@@ -84,7 +84,7 @@ def mode_of(
     return next((mode for mode, size in shapes if size == tuple(shape)), None)
 
 
-def _abs_error(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def abs_error(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """|x - y|; 0 where both hold the same value (NaN and NaN too), inf for NaN vs a number."""
     with np.errstate(invalid="ignore"):
         diff = np.abs(x - y)
@@ -97,17 +97,17 @@ def _abs_error(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _window_errors(band: np.ndarray, part: np.ndarray) -> np.ndarray:
     """Max abs error between ``part`` and each window of its shape in ``band``, by position."""
-    return _abs_error(sliding_window_view(band, part.shape), part).max(axis=(2, 3))
+    return abs_error(sliding_window_view(band, part.shape), part).max(axis=(2, 3))
 
 
-def _max_abs(x: np.ndarray) -> float:
+def max_abs(x: np.ndarray) -> float:
     finite = np.abs(x[np.isfinite(x)])
     return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
 
 
 def rel_error(x: np.ndarray, reference: np.ndarray) -> float:
-    """``max|x - reference| / max|reference|`` (see _abs_error for NaN)."""
-    return float(_abs_error(x, reference).max()) / _max_abs(reference)
+    """``max|x - reference| / max|reference|`` (see abs_error for NaN)."""
+    return float(abs_error(x, reference).max()) / max_abs(reference)
 
 
 def _key(kernel: np.ndarray) -> bytes:
@@ -241,7 +241,7 @@ class Search:
 
     def locate(self, result: np.ndarray) -> Located:
         """Every candidate that reproduces the float64 ``result``, and the closest one."""
-        scale = _max_abs(result)
+        scale = max_abs(result)
         screened = [
             candidate
             for names in self.groups.values()
