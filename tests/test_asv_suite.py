@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from convbench import records
+from convbench import get_backend, records
+from convbench.registry import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[1]
-CPU_BACKENDS = ("scipy-convolve2d", "scipy-correlate2d", "tensorflow-cpu", "torch-cpu", "jax-cpu")
+CPU_BACKENDS = tuple(d.name for d in BUILTIN if get_backend(d.name).device_kind == "cpu")
 MACHINE = "smoke"
 
 pytestmark = pytest.mark.asv
