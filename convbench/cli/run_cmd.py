@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from convbench.cli.common import (
     case_options,
@@ -102,7 +103,9 @@ def run_command(
     console.print(results_table(records, f"convbench run: {spec}"))
     print_notes(console, records)
     if output is not None and not run.write_error:
-        console.print(f"wrote {len(records)} records to {output.path}", highlight=False)
+        console.print(
+            f"wrote {len(records)} records to {escape(str(output.path))}", highlight=False
+        )
     counts = Counter(r["status"] for r in records)
     console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     raise SystemExit(finish_run(console, run, exit_code(records)))
