@@ -13,14 +13,15 @@ Where the times come from:
 - ``measure``: timed on this machine through the sweep (``convbench.sweep``: every case in the
   worker process, judged against the reference there). The sweep times square cases, so an
   H x W image is timed as the square of the same pixel count, and a kernel likewise, and the
-  answer says so. Each candidate is first timed on a small case of the same kernel, dtype and
-  spec (``estimate_size``); that time, scaled to the asked size by the candidate's arithmetic
-  (outputs for direct sums, n log n for FFTs), estimates one call. Timing a case takes about
-  ``MEASURED_CALLS`` calls, so a candidate whose estimate would overrun its share of the
-  ``budget`` (what is left over the candidates not yet timed) is not timed, and says so with
-  its estimate; the fastest estimated candidate is always timed. The budget covers the timing
-  at the asked size (the float64 reference included, which the first case makes); the
-  estimates come first, outside it.
+  answer says so. For a large image each candidate is first timed on a smaller case of the same
+  kernel, dtype and spec (``estimate_size``); that time, scaled to the asked size by the
+  candidate's arithmetic (outputs for direct sums, n log n for FFTs), estimates one call.
+  Timing a case takes about ``MEASURED_CALLS`` calls, so a candidate whose estimate would
+  overrun its share of the ``budget`` (what is left over the candidates not yet timed) is not
+  timed, and says so with its estimate; the fastest estimated candidate is always timed. The
+  budget counts the timing at the asked size; the estimates come before it, and the worker's
+  float64 reference and error scale, which take as long as a direct-sum pass over the image
+  (``check_seconds``), beside it.
 - ``from_results``: the case nearest the question in stored asv results (``convbench report``'s
   reader): same dtype, nearest image and kernel size on a log scale, one machine; the answer
   names that case and machine. Agreement comes from the same case or, where it was not tracked
@@ -40,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from convbench.agreement import fft_points
+from convbench.reference import reference
 from convbench.registry import available_backends, get_backend
 from convbench.spec import FLOAT_DTYPES, ConvSpec
+from convbench.suite import make_inputs
 from convbench.sweep import Case, Outcome, Stop, SweepOptions, stop_signals, sweep
 from convbench.timing import MIN_SAMPLES, format_seconds
 
@@ -51,9 +54,12 @@ DEFAULT_BUDGET = 120.0
 # sample, and MIN_SAMPLES samples of one call each.
 MEASURED_CALLS = MIN_SAMPLES + 2
 # The estimate's image: about this many pixels, at least twice the kernel a side; made for
-# asked images at least ESTIMATE_RATIO times larger.
-ESTIMATE_PIXELS = 256 * 256
+# asked images at least ESTIMATE_RATIO times larger. Smaller estimates read high: a framework's
+# cost per output falls as the image grows (up to 3x from 256² to 2048² for torch-cpu).
+ESTIMATE_PIXELS = 512 * 512
 ESTIMATE_RATIO = 16
+# The side of the image on which the reference's speed is measured (at least twice the kernel).
+CALIBRATION_SIDE = 96
 # A case may run past its share of the budget (estimates can be off several times over); a hang
 # is still cut off, after the budget left or this many seconds, whichever is longer.
 MIN_CASE_TIMEOUT = 60.0
@@ -428,9 +434,10 @@ class _Timing:
         self.done += 1
         return None if outcome is None else from_record(outcome.record)
 
-    def estimates(self, small: int, size: int, kernel: int) -> dict[str, float] | None:
-        """Each candidate's call at ``size``, estimated from its time at ``small``; a candidate
-        that cannot run there is found as it failed. None when stopped."""
+    def estimates(self, small: int, size: int, kernel: int) -> dict[str, Candidate] | None:
+        """Each candidate at ``small``, its time scaled to ``size`` in ``estimate_s`` (by its
+        arithmetic); a candidate that cannot run there is found as it failed. None when
+        stopped."""
         spec = self.convolution.spec
         found = {}
         for name in self.names:
@@ -443,27 +450,38 @@ class _Timing:
             elif estimated.timed:
                 method = estimated.method
                 scale = cost(size, kernel, spec, method) / cost(small, kernel, spec, method)
-                found[name] = estimated.median_s * scale
+                found[name] = replace(estimated, estimate_s=estimated.median_s * scale)
         return found
 
     def times(
-        self, size: int, kernel: int, estimates: dict[str, float], budget: float, clock
+        self,
+        size: int,
+        kernel: int,
+        estimates: dict[str, Candidate],
+        budget: float,
+        check: float,
+        clock: Callable[[], float],
     ) -> None:
         """Time the candidates at ``size``, fastest estimated first, each within its share of
-        what is left of ``budget`` (the first whatever its estimate)."""
+        what is left of ``budget`` (the first whatever its estimate). ``check``: seconds of one
+        reference-sized pass, which the worker spends beside the timing (``check_seconds``):
+        neither counted in the budget nor cut off by the time limit."""
         queue = sorted(
-            (n for n in self.names if n not in self.found), key=lambda n: estimates.get(n, 0.0)
+            (n for n in self.names if n not in self.found),
+            key=lambda n: estimates[n].estimate_s if n in estimates else 0.0,
         )
         self.done += len(self.names) - len(queue)
         left = budget
         for position, name in enumerate(queue):
             share = max(left, 0.0) / (len(queue) - position)
-            estimate = estimates.get(name)
+            estimated = estimates.get(name)
+            estimate = None if estimated is None else estimated.estimate_s
             if position > 0 and estimate is not None and estimate * MEASURED_CALLS > share:
                 self.found[name] = Candidate(
                     name,
                     "skipped",
                     estimate_s=estimate,
+                    method=estimated.method,
                     reason=(
                         f"not timed: a call is estimated at {format_seconds(estimate)} and "
                         f"timing takes about {MEASURED_CALLS} calls, over its share of the "
@@ -472,13 +490,29 @@ class _Timing:
                 )
                 self.done += 1
                 continue
-            options = SweepOptions(MIN_RUN_TIME, case_timeout=max(left, MIN_CASE_TIMEOUT))
+            # The first case makes the reference; a direct-sum result is judged against
+            # error_scale, a pass as long again (an FFT's scale is one pass over the image).
+            fft = estimated is not None and estimated.method == "fft"
+            beside = check * ((position == 0) + (not fft))
+            limit = max(left, MIN_CASE_TIMEOUT) + 2 * beside
             started = clock()
-            timed = self.run(name, size, kernel, options)
-            left -= clock() - started
+            timed = self.run(name, size, kernel, SweepOptions(MIN_RUN_TIME, case_timeout=limit))
+            left -= max(clock() - started - beside, 0.0)
             if timed is None:
                 return
             self.found[name] = replace(timed, estimate_s=estimate)
+
+
+def check_seconds(convolution: Convolution, size: int, kernel: int) -> float:
+    """Seconds the float64 reference takes for a ``size``² image and ``kernel``² kernel on this
+    machine now: timed on a small case of the same kernel, dtype and spec, scaled by outputs."""
+    side = max(CALIBRATION_SIDE, 2 * kernel)
+    image, weights = make_inputs(side, kernel, convolution.dtype)
+    started = time.perf_counter()
+    reference(image, weights, convolution.spec)
+    elapsed = time.perf_counter() - started
+    spec = convolution.spec
+    return elapsed * cost(size, kernel, spec, "direct") / cost(side, kernel, spec, "direct")
 
 
 def measure(
@@ -489,6 +523,7 @@ def measure(
     announce: Announce | None = None,
     runner: Runner = run_case,
     clock: Callable[[], float] = time.monotonic,
+    check: Callable[[Convolution, int, int], float] = check_seconds,
 ) -> Measured:
     """Time the candidates (``candidate_names`` of ``backends``) on this machine as the module
     docstring says. SIGINT and SIGTERM stop it between two waits for the worker: what
@@ -518,12 +553,19 @@ def measure(
             steps=len(names) * (1 if small is None else 2),
             found={c.backend: c for c in refused},
         )
-        estimates: dict[str, float] | None = {}
+        estimates: dict[str, Candidate] | None = {}
         if small is not None:
             notes.append(f"each candidate was first timed on {small}x{small} to estimate a call")
             estimates = timing.estimates(small, size, kernel)
         if estimates is not None:
-            timing.times(size, kernel, estimates, budget, clock)
+            checking = check(convolution, size, kernel)
+            if checking >= 1:
+                notes.append(
+                    f"the float64 reference takes about {format_seconds(checking)} here (made "
+                    "once, with the first timed candidate) and judging a direct-sum result as "
+                    "long again; outside the budget"
+                )
+            timing.times(size, kernel, estimates, budget, checking, clock)
     ordered = [*names, *(c.backend for c in refused)]
     return Measured(
         tuple(timing.found[n] for n in ordered if n in timing.found),

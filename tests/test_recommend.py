@@ -180,17 +180,17 @@ def test_a_valid_kernel_larger_than_the_image_is_refused() -> None:
 
 
 def test_the_estimate_is_made_for_large_cases_only() -> None:
-    assert estimate_size(4096, 15) == 256
-    assert estimate_size(1024, 3) == 256
-    assert estimate_size(1000, 3) is None
-    assert estimate_size(8192, 200) == 400  # twice the kernel a side
+    assert estimate_size(4096, 15) == 512
+    assert estimate_size(2048, 3) == 512
+    assert estimate_size(2047, 3) is None
+    assert estimate_size(8192, 300) == 600  # twice the kernel a side
 
 
 def test_cost_follows_the_arithmetic() -> None:
     spec = ConvSpec()
-    assert cost(4096, 15, spec, "direct") / cost(256, 15, spec, "direct") == 256
-    fft = cost(4096, 15, spec, "fft") / cost(256, 15, spec, "fft")
-    assert 256 < fft < 256 * 1.6  # n log n: a little more than the pixels
+    assert cost(4096, 15, spec, "direct") / cost(512, 15, spec, "direct") == 64
+    fft = cost(4096, 15, spec, "fft") / cost(512, 15, spec, "fft")
+    assert 64 < fft < 64 * 1.5  # n log n: a little more than the pixels
 
 
 # --- timing within a budget, with a fake sweep ---------------------------------------------------
@@ -200,11 +200,18 @@ class FakeSweep:
     """Answers cases as the sweep would: seconds per call = ``per_pixel`` x pixels, a status per
     backend; its clock advances by the calls a timing takes."""
 
-    def __init__(self, per_pixel: dict[str, float], statuses: dict[str, str] | None = None):
+    def __init__(
+        self,
+        per_pixel: dict[str, float],
+        statuses: dict[str, str] | None = None,
+        check: float = 0.0,
+    ):
         self.per_pixel = per_pixel
         self.statuses = statuses or {}
+        self.check = check  # seconds of the reference, and again of a direct result's scale
         self.now = 0.0
         self.cases: list[tuple[str, int]] = []
+        self.limits: list[float] = []
         self.stop_after: int | None = None
 
     def clock(self) -> float:
@@ -215,6 +222,10 @@ class FakeSweep:
             stop.signal = signal.SIGINT
             return None
         self.cases.append((case.backend, case.size))
+        self.limits.append(options.case_timeout)
+        if case.size == BIG.image_shape[0]:
+            first = [size for _, size in self.cases].count(case.size) == 1
+            self.now += self.check * (first + 1)
         status = self.statuses.get(case.backend, "ok")
         record = {**case.fields(), "status": status, "arithmetic": "direct", "tolerance": 1e-6}
         if status in ("unsupported", "error"):
@@ -237,16 +248,22 @@ class FakeSweep:
 
 
 BIG = Convolution((4096, 4096), (15, 15), "float32", device="cpu")
+
+
+def NO_CHECK(convolution, size, kernel) -> float:
+    return 0.0
+
+
 CPU_NAMES = ["torch-cpu", "tensorflow-cpu", "scipy-correlate2d"]
 
 
 def test_each_candidate_is_estimated_then_timed_fastest_first() -> None:
     fake = FakeSweep({"torch-cpu": 3e-9, "tensorflow-cpu": 1e-9, "scipy-correlate2d": 2e-9})
-    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock)
+    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=NO_CHECK)
     assert fake.cases == [
-        ("torch-cpu", 256),
-        ("tensorflow-cpu", 256),
-        ("scipy-correlate2d", 256),
+        ("torch-cpu", 512),
+        ("tensorflow-cpu", 512),
+        ("scipy-correlate2d", 512),
         ("tensorflow-cpu", 4096),
         ("scipy-correlate2d", 4096),
         ("torch-cpu", 4096),
@@ -260,7 +277,7 @@ def test_each_candidate_is_estimated_then_timed_fastest_first() -> None:
 
 def test_a_candidate_over_its_share_of_the_budget_is_not_timed_but_estimated() -> None:
     fake = FakeSweep({"torch-cpu": 1e-9, "tensorflow-cpu": 2e-9, "scipy-correlate2d": 1e-6})
-    found = measure(BIG, 10.0, backends=CPU_NAMES, runner=fake, clock=fake.clock)
+    found = measure(BIG, 10.0, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=NO_CHECK)
     assert ("scipy-correlate2d", 4096) not in fake.cases
     slow = {c.backend: c for c in found.candidates}["scipy-correlate2d"]
     assert slow.status == "skipped" and not slow.timed
@@ -272,7 +289,7 @@ def test_a_candidate_over_its_share_of_the_budget_is_not_timed_but_estimated() -
 
 def test_the_fastest_estimate_is_timed_whatever_the_budget() -> None:
     fake = FakeSweep({"torch-cpu": 1e-9, "tensorflow-cpu": 2e-9, "scipy-correlate2d": 3e-9})
-    found = measure(BIG, 1e-6, backends=CPU_NAMES, runner=fake, clock=fake.clock)
+    found = measure(BIG, 1e-6, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=NO_CHECK)
     statuses = {c.backend: c.status for c in found.candidates}
     assert statuses == {
         "torch-cpu": "ok",
@@ -281,12 +298,23 @@ def test_the_fastest_estimate_is_timed_whatever_the_budget() -> None:
     }
 
 
+def test_the_reference_and_error_scale_count_neither_in_the_budget_nor_the_time_limit() -> None:
+    speeds = {"torch-cpu": 1e-9, "tensorflow-cpu": 2e-9, "scipy-correlate2d": 1e-6}
+    quick = FakeSweep(speeds)
+    measure(BIG, 10.0, backends=CPU_NAMES, runner=quick, clock=quick.clock, check=NO_CHECK)
+    slow = FakeSweep(speeds, check=50.0)
+    measure(BIG, 10.0, backends=CPU_NAMES, runner=slow, clock=slow.clock, check=lambda *a: 50.0)
+    assert slow.cases == quick.cases
+    # First case: the reference and the error scale; then the error scale alone.
+    assert slow.limits[3:] == [60.0 + 2 * 100.0, 60.0 + 2 * 50.0]
+
+
 def test_a_mismatch_is_timed_but_not_chosen() -> None:
     fake = FakeSweep(
         {"torch-cpu": 3e-9, "tensorflow-cpu": 1e-9, "scipy-correlate2d": 2e-9},
         {"tensorflow-cpu": "mismatch"},
     )
-    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock)
+    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=NO_CHECK)
     answer = recommend(BIG, found.candidates, found.source)
     assert answer.candidates[0].backend == "tensorflow-cpu"
     assert answer.choice.backend == "scipy-correlate2d"
@@ -297,17 +325,17 @@ def test_a_candidate_that_fails_its_estimate_is_not_timed_again() -> None:
         {"torch-cpu": 3e-9, "tensorflow-cpu": 1e-9, "scipy-correlate2d": 2e-9},
         {"torch-cpu": "error"},
     )
-    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock)
+    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=NO_CHECK)
     failed = {c.backend: c for c in found.candidates}["torch-cpu"]
     assert failed.status == "error"
-    assert failed.reason == "torch-cpu cannot (on the 256x256 estimate)"
+    assert failed.reason == "torch-cpu cannot (on the 512x512 estimate)"
     assert ("torch-cpu", 4096) not in fake.cases
 
 
 def test_a_dtype_a_backend_lacks_makes_it_unsupported_without_running() -> None:
     fake = FakeSweep({"torch-cpu": 1e-9})
     conv = Convolution((64, 64), (3, 3), "float16")
-    found = measure(conv, backends=["torch-cpu", "scipy-correlate2d"], runner=fake)
+    found = measure(conv, backends=["torch-cpu", "scipy-correlate2d"], runner=fake, check=NO_CHECK)
     assert fake.cases == [("torch-cpu", 64)]  # small: timed at once, no estimate
     refused = found.candidates[-1]
     assert refused.backend == "scipy-correlate2d" and refused.status == "unsupported"
@@ -322,7 +350,7 @@ def test_no_candidate_on_the_device_is_an_error() -> None:
 def test_a_signal_stops_the_timing_with_what_finished() -> None:
     fake = FakeSweep({"torch-cpu": 1e-9, "tensorflow-cpu": 2e-9, "scipy-correlate2d": 3e-9})
     fake.stop_after = 4  # three estimates and the first timing
-    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock)
+    found = measure(BIG, 100.0, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=NO_CHECK)
     assert found.stopped_by == signal.SIGINT
     assert [c.backend for c in found.candidates] == ["torch-cpu"]
 
@@ -336,9 +364,10 @@ def test_progress_counts_every_step() -> None:
         backends=CPU_NAMES,
         runner=fake,
         clock=fake.clock,
+        check=NO_CHECK,
         announce=lambda done, steps, text: seen.append((done, steps, text)),
     )
-    assert seen[0] == (0, 6, "torch-cpu on 256x256")
+    assert seen[0] == (0, 6, "torch-cpu on 512x512")
     assert seen[-1] == (4, 6, "tensorflow-cpu on 4096x4096")
 
 
