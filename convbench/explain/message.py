@@ -461,15 +461,26 @@ def layer_explained(
     if why:
         lines += ["", "Why:", *why]
     tensors = "[None, None]" if planes else ""
+    tensors_line = f"  x, w = torch.from_numpy(image){tensors}, torch.from_numpy(kernel){tensors}"
+    if not causes:
+        return "\n".join(
+            [
+                *lines,
+                "",
+                "Both are this call, in their own arithmetic (import torch; F = "
+                "torch.nn.functional):",
+                tensors_line,
+                f"  {torch_call(fits['actual'], geometry)}",
+            ]
+        )
     width = max(len(side) for side in fits)
     lines += [
         "",
         "Fix: these calls reproduce each result (import torch; F = torch.nn.functional):",
-        f"  x, w = torch.from_numpy(image){tensors}, torch.from_numpy(kernel){tensors}",
+        tensors_line,
         *(f"  {side:<{width}} = {torch_call(fit, geometry)}" for side, fit in fits.items()),
+        "so use actual's call in place of expected's to get actual's numbers.",
     ]
-    if causes:
-        lines.append("so use actual's call in place of expected's to get actual's numbers.")
     return "\n".join(lines)
 
 
