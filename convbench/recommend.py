@@ -16,9 +16,10 @@ Where the times come from:
   answer says so. For a large image each candidate is first timed on a smaller case of the same
   kernel, dtype and spec (``estimate_size``); that time, scaled to the asked size by the
   candidate's arithmetic (outputs for direct sums, n log n for FFTs), estimates one call.
-  Timing a case takes about ``MEASURED_CALLS`` calls, so a candidate whose estimate would
-  overrun its share of the ``budget`` (what is left over the candidates not yet timed) is not
-  timed, and says so with its estimate; the fastest estimated candidate is always timed. The
+  Timing a case takes about ``MEASURED_CALLS`` calls. The candidates are timed fastest
+  estimated first while what is left of the ``budget`` holds their timing; one that would
+  overrun it is not timed, and says so with its estimate (the fastest estimate is always
+  timed). The
   budget counts the timing at the asked size; the estimates come before it, and the worker's
   float64 reference and error scale, which take as long as a direct-sum pass over the image
   (``check_seconds``), beside it.
@@ -462,10 +463,10 @@ class _Timing:
         check: float,
         clock: Callable[[], float],
     ) -> None:
-        """Time the candidates at ``size``, fastest estimated first, each within its share of
-        what is left of ``budget`` (the first whatever its estimate). ``check``: seconds of one
-        reference-sized pass, which the worker spends beside the timing (``check_seconds``):
-        neither counted in the budget nor cut off by the time limit."""
+        """Time the candidates at ``size``, fastest estimated first, while what is left of
+        ``budget`` holds their estimated timing (the first whatever its estimate). ``check``:
+        seconds of one reference-sized pass, which the worker spends beside the timing
+        (``check_seconds``): neither counted in the budget nor cut off by the time limit."""
         queue = sorted(
             (n for n in self.names if n not in self.found),
             key=lambda n: estimates[n].estimate_s if n in estimates else 0.0,
@@ -473,10 +474,9 @@ class _Timing:
         self.done += len(self.names) - len(queue)
         left = budget
         for position, name in enumerate(queue):
-            share = max(left, 0.0) / (len(queue) - position)
             estimated = estimates.get(name)
             estimate = None if estimated is None else estimated.estimate_s
-            if position > 0 and estimate is not None and estimate * MEASURED_CALLS > share:
+            if position > 0 and estimate is not None and estimate * MEASURED_CALLS > left:
                 self.found[name] = Candidate(
                     name,
                     "skipped",
@@ -484,8 +484,8 @@ class _Timing:
                     method=estimated.method,
                     reason=(
                         f"not timed: a call is estimated at {format_seconds(estimate)} and "
-                        f"timing takes about {MEASURED_CALLS} calls, over its share of the "
-                        f"budget ({format_seconds(share)})"
+                        f"timing takes about {MEASURED_CALLS} calls, more than the "
+                        f"{format_seconds(max(left, 0.0))} left of the budget"
                     ),
                 )
                 self.done += 1

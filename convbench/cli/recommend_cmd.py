@@ -33,6 +33,7 @@ from convbench.registry import known_names
 from convbench.spec import BOUNDARIES, FLOAT_DTYPES, MODES, OPS, ConvSpec
 from convbench.timing import format_seconds
 
+ESTIMATED = "~ estimated from a smaller case, not timed at this size"
 NOISY = "! a noisy time: its spread was wide or the machine was busy while it was measured"
 METHODS = {"direct": "direct", "fft": "FFT"}
 
@@ -60,7 +61,7 @@ def _time(candidate: Candidate) -> str:
     if candidate.timed:
         return format_seconds(candidate.median_s) + (" !" if candidate.noisy else "")
     if candidate.seconds is not None:
-        return f"~{format_seconds(candidate.seconds)} (estimated)"
+        return f"~{format_seconds(candidate.seconds)}"
     return "-"
 
 
@@ -90,12 +91,11 @@ def _verdict(candidate: Candidate) -> str:
 
 def table(answer: Recommendation) -> tuple[Table, dict[str, int]]:
     """The ranked candidates, and the notes numbered in it (reason -> number)."""
-    baseline = answer.baseline.backend if answer.baseline else "the slowest"
     result = Table(
         title=escape(f"convbench recommend: {answer.convolution}"),
         caption=escape(answer.source),
     )
-    for column in ("#", "backend", "time", "spread", f"vs {baseline}", "max_rel / tol", "ok"):
+    for column in ("#", "backend", "time", "spread", "speed-up", "max_rel / tol", "ok"):
         result.add_column(
             escape(column), justify="left" if column in ("backend", "ok") else "right"
         )
@@ -149,6 +149,13 @@ def verdict_lines(answer: Recommendation) -> list[str]:
 def print_answer(console: Console, answer: Recommendation) -> None:
     rendered, notes = table(answer)
     console.print(rendered)
+    if answer.baseline is not None:
+        console.print(
+            f"speed-up: how many times faster than {escape(answer.baseline.backend)}",
+            highlight=False,
+        )
+    if any(not c.timed and c.seconds is not None for c in answer.candidates):
+        console.print(ESTIMATED, highlight=False)
     for reason, number in notes.items():
         console.print(f"[{number}] {escape(reason)}", highlight=False)
     if any(c.noisy for c in answer.candidates):
