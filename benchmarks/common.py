@@ -21,14 +21,17 @@ goes on.
 How a time is taken. asv_runner 0.3 times one call of a benchmark per sample when the class has
 a ``setup``, and runs ``setup`` again before every sample. A GPU op returns at launch, so one call
 and one device wait would add the launch and wait latency (10-30 us) to every op. Instead each
-call of a ``time_`` metric launches a block of ``inner`` ops back to back (``inner`` chosen in
-``setup`` so that a block lasts about ``suite.BLOCK_TIME``, 10 ms), and asv reads its clock from a
-``BlockClock`` that ``setup`` gives the instance as its ``timer`` (asv looks ``timer`` up on the
-instance after every ``setup``): it waits for the device before reading ``perf_counter`` and
-counts in units of ``inner`` ops, so a sample is the time per op of a block, as
-``convbench.timing.Timer`` measures it. On the CPU the wait does nothing. asv keeps one instance
-per process and forks one process per benchmark, so the ``setup`` before each sample finds its
-case ready.
+call of a ``time_`` metric runs a block of ``inner`` ops back to back and one device wait
+(``BlockClock.block``; ``inner`` chosen so that a block lasts about ``suite.BLOCK_TIME``, 10 ms),
+and asv reads its clock from that ``BlockClock``, which ``setup`` gives the instance as its
+``timer`` (asv looks ``timer`` up on the instance after every ``setup``): the clock reads the
+seconds per op of the blocks timed so far, so a sample is the time per op of one block, as
+``convbench.timing.Timer`` measures it, and nothing else the call did. The first call runs one op,
+cold, which asv takes as its warm-up (``ConvSuite.warmup_time``) and a quick run (one call per
+case) as its only sample; the second warms up and calibrates ``inner`` before its block. Only a
+``time_`` metric calibrates: ``setup`` prepares the case, and peak memory and agreement run one op.
+asv keeps one instance per process and forks one process per benchmark, so the ``setup`` before
+each sample finds its case ready.
 """
 
 from __future__ import annotations
@@ -54,42 +57,61 @@ from convbench.timing import WallClock
 # A calibration call this long is not repeated: the first call's extra cost (autotuning,
 # compilation) is then small beside the op, and slow CPU cases are not paid twice.
 CALIBRATE_ONCE = 1.0
-# The warm-up before the samples: calls for at least this long (and at least two calls, unless
-# the first took CALIBRATE_ONCE), so that a fast op also runs warm caches, pools and clocks.
+# The warm-up before the samples: calls for at least this long, so that a fast op also runs on
+# warm caches, pools and clocks.
 WARMUP_TIME = 0.1
 
 
-@dataclass(frozen=True)
-class BlockClock:
-    """asv's clock for a ``time_`` metric that runs ``inner`` ops: waits for the device, then
-    reads ``perf_counter`` in units of ``inner`` ops, so that asv's sample (end - start) is
-    seconds per op."""
-
-    inner: int
-    wait: Callable[[], None] = no_wait
-
-    def __call__(self) -> float:
-        self.wait()
-        return time.perf_counter() / self.inner
-
-
-def calibrate(fn: Callable[[], object], wait: Callable[[], None]) -> int:
-    """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1.
-
-    Also the warm-up (asv's own is off: ``ConvSuite.warmup_time``). The first call pays one-time
-    costs (autotuning, compilation), so unless it was already slow, ``fn`` is called again until
-    ``WARMUP_TIME`` has passed, and the fastest of these later calls sets the block. asv's
-    warm-up would call a slow op once more after this, for nothing.
-    """
+def calibrate(fn: Callable[[], object], wait: Callable[[], None], cold: bool = True) -> int:
+    """Calls of ``fn`` per timed block: enough for ``suite.BLOCK_TIME``, at least 1; also the
+    warm-up. The first call of a ``cold`` op pays one-time costs (autotuning, compilation), so
+    unless it was already slow it is not counted. ``fn`` is then called until ``WARMUP_TIME`` has
+    passed (a slow op once), and the fastest call sets the block."""
     clock = WallClock(wait)
     start = time.perf_counter()
     elapsed = clock.sample(fn, 1)
-    if elapsed < CALIBRATE_ONCE:
+    if cold and elapsed < CALIBRATE_ONCE:
         elapsed = clock.sample(fn, 1)
-        while time.perf_counter() - start < WARMUP_TIME:
-            elapsed = min(elapsed, clock.sample(fn, 1))
+    while elapsed < CALIBRATE_ONCE and time.perf_counter() - start < WARMUP_TIME:
+        elapsed = min(elapsed, clock.sample(fn, 1))
     launches = math.ceil(suite.BLOCK_TIME / max(elapsed, 1e-9))
     return int(min(suite.MAX_LAUNCHES, max(1, launches)))
+
+
+class BlockClock:
+    """asv's clock for a ``time_`` metric, and the blocks of ops that the metric runs.
+
+    ``block()`` runs ``fn`` ``inner`` times back to back, waits for the device and adds the
+    block's seconds per op to what the clock reads; so asv's sample (the reading after one call of
+    the metric less the one before) is the seconds per op of the block that call ran. The first
+    block is one op, cold (asv's warm-up, or a quick run's only sample); the second calibrates
+    ``inner`` first (``calibrate``), uncounted, unless that cold op already took
+    ``CALIBRATE_ONCE`` (then ``inner`` is 1).
+    """
+
+    def __init__(self, fn: Callable[[], object], wait: Callable[[], None] = no_wait) -> None:
+        self.fn = fn
+        self.wait = wait
+        self.inner: int | None = None
+        self.blocks = 0
+        self.per_op = 0.0
+
+    def __call__(self) -> float:
+        return self.per_op
+
+    def block(self) -> None:
+        if self.blocks == 1 and self.inner is None:
+            self.inner = calibrate(self.fn, self.wait, cold=False)
+        inner = self.inner or 1
+        fn, start = self.fn, time.perf_counter()
+        for _ in range(inner):
+            fn()
+        self.wait()
+        seconds = time.perf_counter() - start
+        if self.blocks == 0 and seconds >= CALIBRATE_ONCE:
+            self.inner = 1
+        self.blocks += 1
+        self.per_op += seconds / inner
 
 
 @dataclass(frozen=True)
@@ -120,7 +142,7 @@ class Case:
 @dataclass(frozen=True)
 class Ready:
     """A case set up in this process: asv's parameters, the case, the facts recorded of it, its
-    inputs, the prepared op and the ops per timed block."""
+    inputs, the prepared op and the op that is timed."""
 
     params: tuple
     case: Case
@@ -128,7 +150,13 @@ class Ready:
     image: np.ndarray
     weights: np.ndarray
     prepared: Prepared
-    inner: int
+    # The method of ``prepared`` that a ``time_`` metric repeats (``ConvSuite.timed``).
+    timed: Callable[[], object]
+
+    @functools.cached_property
+    def inner(self) -> int:
+        """Calls of ``timed`` per block of ``suite.BLOCK_TIME``, calibrated when first asked."""
+        return calibrate(self.timed, self.prepared.wait)
 
 
 def metric_kind(name: str) -> str:
@@ -143,17 +171,18 @@ def metric_skip_reason(name: str, case: Case) -> str | None:
 class ConvSuite(ABC):
     """One 2-D convolution per parameter combination, on the backend the combination names.
 
-    One process per parameter combination, one round, warmed up in ``setup`` (``calibrate``);
-    repeat from 3 samples up to 20, stopping after 2 s of sampling: an op of 0.1 s or more gets
-    3 to 20 samples of its own length, each long beside the machine's preemptions, and more of
-    them would narrow its median little while the whole suite must run in minutes.
+    One process per parameter combination, one round, one cold op as asv's warm-up, then 3 to 20
+    samples, stopping after 2 s of sampling: an op of 0.1 s or more gets 3 to 20 samples of its
+    own length, each long beside the machine's preemptions; more of them would narrow its median
+    little while the whole suite must run in minutes.
     """
 
     params: ClassVar[tuple[list, ...]] = (list(suite.BACKENDS),)
     param_names: ClassVar[tuple[str, ...]] = ("backend",)
     rounds = 1
     repeat = (3, 20, 2.0)
-    warmup_time = 0
+    # Any positive time: asv's warm-up is then one call, the clock's first block (one cold op).
+    warmup_time = 1e-6
     timeout = 180
     # The method of ``Prepared`` that this suite's ``time_`` metric calls, ``inner`` times.
     timed: ClassVar[str] = "launch"
@@ -205,15 +234,14 @@ class ConvSuite(ABC):
             self._record(params, case, facts, reasons, "failed", failures.describe(error))
             raise
         self._record(params, case, facts, reasons, "ready", None)
-        self.timer = BlockClock(self.ready.inner, self.ready.prepared.wait)
+        self.timer = BlockClock(self.ready.timed, self.ready.prepared.wait)
 
     def _prepare(
         self, found: Backend, case: Case, params: tuple, facts: Mapping[str, Any]
     ) -> Ready:
         image, weights = suite.make_inputs(case.size, case.kernel, case.dtype, case.batch)
         prepared = found.prepare(image, weights, suite.SPEC)
-        inner = calibrate(getattr(prepared, self.timed), prepared.wait)
-        return Ready(params, case, facts, image, weights, prepared, inner)
+        return Ready(params, case, facts, image, weights, prepared, getattr(prepared, self.timed))
 
     def _record(
         self,
@@ -298,9 +326,7 @@ class TimeOp(ConvSuite):
 
     def time_op(self, *params: Any) -> None:
         """The op alone, on data already on the device: a block of launches, then the wait."""
-        launch = self.ready.prepared.launch
-        for _ in range(self.ready.inner):
-            launch()
+        self.timer.block()
 
 
 class PeakmemOp(ConvSuite):

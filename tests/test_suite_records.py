@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
@@ -216,15 +215,15 @@ def test_calibrate_warms_up_and_fills_a_block_from_the_later_calls():
     assert 2 <= inner <= suite.BLOCK_TIME / 2e-4
 
 
-def test_calibrate_calls_an_op_slower_than_the_warm_up_twice():
+def test_calibrate_calls_a_cold_op_slower_than_the_warm_up_twice_and_a_warm_one_once(
+    monkeypatch,
+):
+    monkeypatch.setattr(common, "WARMUP_TIME", 0.05)
     calls = []
     assert common.calibrate(lambda: calls.append(time.sleep(0.06)), lambda: None) == 1
     assert len(calls) == 2
-
-
-def test_the_suites_leave_the_warm_up_to_setup():
-    assert common.ConvSuite.warmup_time == 0
-    assert common.ConvSuite.repeat == (3, 20, 2.0)
+    assert common.calibrate(lambda: calls.append(time.sleep(0.06)), lambda: None, cold=False) == 1
+    assert len(calls) == 3
 
 
 def test_calibrate_times_one_call_of_a_slow_op(monkeypatch):
@@ -234,34 +233,84 @@ def test_calibrate_times_one_call_of_a_slow_op(monkeypatch):
     assert len(calls) == 1
 
 
-def test_block_clock_waits_and_counts_in_ops():
-    waits = []
-    clock = common.BlockClock(4, lambda: waits.append(1))
+def test_asvs_warm_up_is_one_call_and_sampling_stops_after_two_seconds():
+    assert 0 < common.ConvSuite.warmup_time < 1e-3
+    assert common.ConvSuite.repeat == (3, 20, 2.0)
+
+
+class Ops:
+    """An op that takes ``seconds`` (``first`` for its first call) and counts its calls; the
+    device waits are counted too."""
+
+    def __init__(self, seconds: float, first: float | None = None) -> None:
+        self.seconds, self.first = seconds, seconds if first is None else first
+        self.calls = 0
+        self.waits = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        time.sleep(self.first if self.calls == 1 else self.seconds)
+
+    def wait(self) -> None:
+        self.waits += 1
+
+
+def test_the_block_clocks_first_block_is_one_cold_op():
+    op = Ops(2e-4, first=0.03)
+    clock = common.BlockClock(op, op.wait)
     start = clock()
-    time.sleep(0.02)
-    elapsed = clock() - start
-    assert waits == [1, 1]
-    assert 0.02 / 4 <= elapsed < 0.2 / 4
+    clock.block()
+    assert (op.calls, op.waits, clock.inner) == (1, 1, None)
+    assert 0.03 <= clock() - start < 0.3
 
 
-def test_setup_gives_asv_a_block_clock_and_time_op_launches_a_block():
+def test_the_block_clock_calibrates_uncounted_then_reads_seconds_per_op_of_the_block():
+    op = Ops(2e-4, first=0.03)
+    clock = common.BlockClock(op, op.wait)
+    clock.block()
+    start, began = clock(), time.perf_counter()
+    clock.block()
+    took = time.perf_counter() - began
+    inner = clock.inner
+    assert 2 <= inner <= suite.BLOCK_TIME / 2e-4
+    # The calibration's calls (its warm-up of WARMUP_TIME) are not in the reading: one block is.
+    assert took >= common.WARMUP_TIME
+    assert 2e-4 <= clock() - start < common.WARMUP_TIME / inner
+    calls = op.calls
+    clock.block()
+    assert op.calls == calls + inner and clock.inner == inner
+
+
+def test_a_slow_first_op_sets_blocks_of_one_without_calibrating(monkeypatch):
+    monkeypatch.setattr(common, "CALIBRATE_ONCE", 0.02)
+    op = Ops(0.03)
+    clock = common.BlockClock(op, op.wait)
+    clock.block()
+    clock.block()
+    assert (op.calls, op.waits, clock.inner) == (2, 2, 1)
+
+
+def test_setup_gives_asv_a_block_clock_of_the_timed_op_and_time_op_runs_a_block():
     case = conv.Conv()
     case.setup("scipy-correlate2d", 64, 3, "float32")
-    assert case.timer == common.BlockClock(case.ready.inner, case.ready.prepared.wait)
-    assert case.ready.inner >= 1
+    assert isinstance(case.timer, common.BlockClock)
+    assert case.timer.fn == case.ready.prepared.launch and case.timer.inner is None
     assert "timer" not in vars(conv.Conv) and "timer" not in vars(common.ConvSuite)
-    launched = []
-    prepared = type("P", (), {"launch": lambda self: launched.append(1)})()
-    case.ready = common.Ready(case.ready.params, case.ready.case, {}, None, None, prepared, 7)
+    op = Ops(0.0)
+    case.timer = common.BlockClock(op, op.wait)
+    case.timer.inner = 7
     case.time_op("scipy-correlate2d", 64, 3, "float32")
-    assert len(launched) == 7
+    assert (op.calls, op.waits) == (7, 1)
+
+
+def test_the_ready_case_calibrates_only_when_asked():
+    case = conv.Conv()
+    case.setup("scipy-correlate2d", 64, 3, "float32")
+    assert "inner" not in vars(case.ready)
+    assert case.ready.inner >= 1 and "inner" in vars(case.ready)
 
 
 def test_transfer_times_end_to_end_calls():
     case = conv.Transfer()
     case.setup("scipy-correlate2d", 256, 3, "float32")
-    calls = []
-    prepared = type("P", (), {"end_to_end": lambda self: calls.append(np.zeros(1))})()
-    case.ready = common.Ready(case.ready.params, case.ready.case, {}, None, None, prepared, 3)
-    case.time_end_to_end("scipy-correlate2d", 256, 3, "float32")
-    assert len(calls) == 3
+    assert case.timer.fn == case.ready.prepared.end_to_end == case.ready.timed
