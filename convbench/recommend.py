@@ -16,13 +16,13 @@ Where the times come from:
   answer says so. For a large image each candidate is first timed on a smaller case of the same
   kernel, dtype and spec (``estimate_size``); that time, scaled to the asked size by the
   candidate's arithmetic (outputs for direct sums, n log n for FFTs), estimates one call.
-  Timing a case takes about ``MEASURED_CALLS`` calls. The candidates are timed fastest
-  estimated first while what is left of the ``budget`` holds their timing; one that would
-  overrun it is not timed, and says so with its estimate (the fastest estimate is always
-  timed). The
-  budget counts the timing at the asked size; the estimates come before it, and the worker's
-  float64 reference and error scale, which take as long as a direct-sum pass over the image
-  (``check_seconds``), beside it.
+  Timing a case takes about ``MEASURED_CALLS`` calls, and checking its result a pass as long
+  as the float64 reference (``check_seconds``): the worker makes the reference once, with the
+  first case timed, and judges a direct-sum result against ``error_scale``, a pass as long
+  again. The candidates are timed fastest estimated first while their timing and check fit in
+  what is left of the ``budget``, seconds for the whole answer, the estimates included; one
+  that would overrun it is not timed, and says so with its estimate (the fastest estimate is
+  always timed).
 - ``from_results``: the case nearest the question in stored asv results (``convbench report``'s
   reader): same dtype, nearest image and kernel size on a log scale, one machine; the answer
   names that case and machine. Agreement comes from the same case or, where it was not tracked
@@ -459,45 +459,48 @@ class _Timing:
         size: int,
         kernel: int,
         estimates: dict[str, Candidate],
-        budget: float,
+        deadline: float,
         check: float,
         clock: Callable[[], float],
     ) -> None:
-        """Time the candidates at ``size``, fastest estimated first, while what is left of
-        ``budget`` holds their estimated timing (the first whatever its estimate). ``check``:
-        seconds of one reference-sized pass, which the worker spends beside the timing
-        (``check_seconds``): neither counted in the budget nor cut off by the time limit."""
+        """Time the candidates at ``size``, fastest estimated first, while each one's estimated
+        timing and check fit before ``deadline`` (on ``clock``); the first whatever its
+        estimate. ``check``: seconds of one reference-sized pass (``check_seconds``), which the
+        worker spends beside the timing."""
         queue = sorted(
             (n for n in self.names if n not in self.found),
             key=lambda n: estimates[n].estimate_s if n in estimates else 0.0,
         )
         self.done += len(self.names) - len(queue)
-        left = budget
         for position, name in enumerate(queue):
             estimated = estimates.get(name)
             estimate = None if estimated is None else estimated.estimate_s
-            if position > 0 and estimate is not None and estimate * MEASURED_CALLS > left:
+            # The first case makes the reference; a direct-sum result is judged against
+            # error_scale, a pass as long again (an FFT's scale is one pass over the image).
+            fft = estimated is not None and estimated.method == "fft"
+            beside = check * ((position == 0) + (not fft))
+            needed = beside + (estimate or 0.0) * MEASURED_CALLS
+            left = deadline - clock()
+            if position > 0 and estimate is not None and needed > left:
                 self.found[name] = Candidate(
                     name,
                     "skipped",
                     estimate_s=estimate,
                     method=estimated.method,
                     reason=(
-                        f"not timed: a call is estimated at {format_seconds(estimate)} and "
-                        f"timing takes about {MEASURED_CALLS} calls, more than the "
-                        f"{format_seconds(max(left, 0.0))} left of the budget"
+                        f"not timed: a call is estimated at {format_seconds(estimate)}; timing "
+                        f"it (about {MEASURED_CALLS} calls) and checking its result would take "
+                        f"about {format_seconds(needed)}, more than "
+                        + (f"the {format_seconds(left)} left of" if left > 0 else "all of")
+                        + " the budget"
                     ),
                 )
                 self.done += 1
                 continue
-            # The first case makes the reference; a direct-sum result is judged against
-            # error_scale, a pass as long again (an FFT's scale is one pass over the image).
-            fft = estimated is not None and estimated.method == "fft"
-            beside = check * ((position == 0) + (not fft))
+            # Estimates can be several times off: a case runs past the budget, and a hang is
+            # still cut off.
             limit = max(left, MIN_CASE_TIMEOUT) + 2 * beside
-            started = clock()
             timed = self.run(name, size, kernel, SweepOptions(MIN_RUN_TIME, case_timeout=limit))
-            left -= max(clock() - started - beside, 0.0)
             if timed is None:
                 return
             self.found[name] = replace(timed, estimate_s=estimate)
@@ -543,6 +546,7 @@ def measure(
             f"{kernel}x{kernel} kernel: the sweep times square images and kernels"
         )
     small = estimate_size(size, kernel)
+    started = clock()
     with stop_signals() as stop:
         timing = _Timing(
             convolution,
@@ -562,10 +566,10 @@ def measure(
             if checking >= 1:
                 notes.append(
                     f"the float64 reference takes about {format_seconds(checking)} here (made "
-                    "once, with the first timed candidate) and judging a direct-sum result as "
-                    "long again; outside the budget"
+                    "once, with the first timed candidate), and checking a direct-sum result "
+                    "as long again"
                 )
-            timing.times(size, kernel, estimates, budget, checking, clock)
+            timing.times(size, kernel, estimates, started + budget, checking, clock)
     ordered = [*names, *(c.backend for c in refused)]
     return Measured(
         tuple(timing.found[n] for n in ordered if n in timing.found),

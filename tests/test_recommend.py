@@ -283,8 +283,8 @@ def test_a_candidate_over_what_is_left_of_the_budget_is_not_timed_but_estimated(
     assert slow.status == "skipped" and not slow.timed
     assert slow.estimate_s == pytest.approx(1e-6 * 4096**2)
     assert slow.reason == (
-        "not timed: a call is estimated at 16.8 s and timing takes about 8 calls, more than the "
-        "9.6 s left of the budget"
+        "not timed: a call is estimated at 16.8 s; timing it (about 8 calls) and checking its "
+        "result would take about 134 s, more than the 7.49 s left of the budget"
     )
     answer = recommend(BIG, found.candidates, found.source, current="scipy-correlate2d")
     assert answer.speedup(answer.choice) == pytest.approx(1000)
@@ -301,15 +301,23 @@ def test_the_fastest_estimate_is_timed_whatever_the_budget() -> None:
     }
 
 
-def test_the_reference_and_error_scale_count_neither_in_the_budget_nor_the_time_limit() -> None:
+def test_the_reference_and_error_scale_count_in_the_budget_and_extend_the_time_limit() -> None:
     speeds = {"torch-cpu": 1e-9, "tensorflow-cpu": 2e-9, "scipy-correlate2d": 1e-6}
-    quick = FakeSweep(speeds)
-    measure(BIG, 10.0, backends=CPU_NAMES, runner=quick, clock=quick.clock, check=NO_CHECK)
-    slow = FakeSweep(speeds, check=50.0)
-    measure(BIG, 10.0, backends=CPU_NAMES, runner=slow, clock=slow.clock, check=lambda *a: 50.0)
-    assert slow.cases == quick.cases
-    # First case: the reference and the error scale; then the error scale alone.
-    assert slow.limits[3:] == [60.0 + 2 * 100.0, 60.0 + 2 * 50.0]
+    fake = FakeSweep(speeds, check=50.0)
+    found = measure(
+        BIG, 10.0, backends=CPU_NAMES, runner=fake, clock=fake.clock, check=lambda *a: 50.0
+    )
+    statuses = {c.backend: c.status for c in found.candidates}
+    assert statuses == {
+        "torch-cpu": "ok",
+        "tensorflow-cpu": "skipped",
+        "scipy-correlate2d": "skipped",
+    }
+    # The first case makes the reference and checks a direct-sum result against its scale.
+    assert fake.limits[3:] == [60.0 + 2 * 100.0]
+    skipped = {c.backend: c for c in found.candidates}["tensorflow-cpu"]
+    assert skipped.reason.endswith("would take about 50.3 s, more than all of the budget")
+    assert any("the float64 reference takes about 50 s here" in note for note in found.notes)
 
 
 def test_a_mismatch_is_timed_but_not_chosen() -> None:

@@ -223,8 +223,9 @@ def print_answer(console: Console, answer: Recommendation) -> None:
     type=Seconds(strict=True),
     default=DEFAULT_BUDGET,
     show_default=True,
-    help="Seconds for timing the candidates at the asked size; a candidate whose estimated "
-    "time would overrun its share is not timed.",
+    help="About how many seconds the answer may take, estimates and checks included; a "
+    "candidate whose estimated timing would overrun it is not timed (the fastest estimated "
+    "always is).",
 )
 @click.option(
     "--backend",
@@ -255,9 +256,10 @@ def recommend_command(
 
     \b
     Without --results, every backend available here that computes the dtype on the device
-    is timed on this machine (each in a worker process, as `convbench run` does): first on a
-    small case, to estimate a call, then at the asked size within --budget. With --results,
-    the answer comes from the nearest case measured there, named as such.
+    (or each --backend) is timed on this machine (in a worker process, as `convbench run`
+    does): for a large image first on a smaller case, to estimate a call, then at the asked
+    size, fastest estimated first, within --budget. With --results, the answer comes from the
+    nearest case measured there, named as such.
 
     The table ranks the candidates: time per call, its spread, the speed-up over --current
     (or the slowest), the error against the reference with the tolerance, the verdict and the
