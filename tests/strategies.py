@@ -89,3 +89,26 @@ def cases(draw: st.DrawFn, dtype: str = "float64", max_side: int = 12, max_kerne
     image = rng.standard_normal((*batch, h, w)).astype(dtype)
     kernel = rng.standard_normal((kh, kw)).astype(dtype)
     return Case(image, kernel, spec)
+
+
+@st.composite
+def strided_cases(draw: st.DrawFn, dtype: str = "float64") -> Case:
+    """An image (H, W) or a batch (B, H, W) at a random stride and dilation."""
+    case = draw(cases(dtype=dtype, max_side=10, max_kernel=4))
+    spec = case.spec
+    strided = ConvSpec(
+        spec.op,
+        spec.mode,
+        spec.boundary,
+        spec.fillvalue,
+        stride=draw(_pairs(3)),
+        dilation=draw(_pairs(3)),
+    )
+    window = strided.dilated_size(case.kernel.shape)
+    if spec.mode == "valid" and (
+        window[0] > case.image.shape[-2] or window[1] > case.image.shape[-1]
+    ):
+        strided = ConvSpec(
+            spec.op, "full", spec.boundary, spec.fillvalue, strided.stride, strided.dilation
+        )
+    return Case(case.image, case.kernel, strided)

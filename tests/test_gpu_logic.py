@@ -68,8 +68,9 @@ def test_gpu_backend_without_gpu_says_why(name: str) -> None:
 def test_options_are_validated_recorded_and_copied() -> None:
     base = convbench.get_backend("torch-cpu")
     tuned = base.configure(tf32=False, cudnn_benchmark=True)
-    assert tuned is not base and base.options == {"tf32": None, "cudnn_benchmark": None}
-    assert tuned.options == {"tf32": False, "cudnn_benchmark": True}
+    unset = {"tf32": None, "cudnn_benchmark": None, "memory_format": None}
+    assert tuned is not base and base.options == unset
+    assert tuned.options == {**unset, "tf32": False, "cudnn_benchmark": True}
     assert "options={'tf32': False, 'cudnn_benchmark': True}" in repr(tuned)
     with pytest.raises(ValueError, match=r"torch-cpu has no option 'tf33'; its options are \["):
         base.configure(tf33=True)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import convbench
 from convbench import ConvSpec, reference
-from convbench.agreement import tolerance, tolerance_for
+from convbench.agreement import agreement_for, tolerance, tolerance_for
 from convbench.backends.base import Backend, Plan
 from convbench.memory import case_memory
 from convbench.reference import error_scale
-from convbench.spec import Padding, check_inputs, terms_per_output
-from tests.strategies import Case, cases, layer_cases
+from convbench.spec import FLOAT_DTYPES, Padding, check_inputs, terms_per_output
+from tests.strategies import Case, cases, layer_cases, record, strided_cases
 
 
 def definition(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -411,8 +412,224 @@ def test_a_backend_refuses_layers_unless_it_says_it_computes_them(
     image_shape, kernel_shape, spec
 ) -> None:
     backend = Plain("plain")
-    with pytest.raises(NotImplementedError, match="plain computes 2-D images and batches at"):
+    refusal = r"plain does not compute .* image: it computes 2-D images and batches at stride 1"
+    with pytest.raises(NotImplementedError, match=refusal):
         backend.prepare(np.ones(image_shape), np.ones(kernel_shape), spec)
     with pytest.raises(NotImplementedError, match="plain gives its call for 2-D images"):
         backend.call_source(spec, image_shape, kernel_shape, "float64")
     assert backend.layer_unsupported(ConvSpec(), (6, 6), (3, 3), "float64") is None
+
+
+# The backends that compute layers; every other built-in one refuses them.
+LAYER_BACKENDS = (
+    "torch-cpu",
+    "torch-cuda",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "jax-cpu",
+    "jax-gpu",
+    "keras-cpu",
+)
+LAYER_PROPERTY = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _known_refusal(backend: Backend, case: Case) -> str | None:
+    """The words of a layer backend's refusal of ``case``, where its library cannot do it."""
+    spec = case.spec
+    if backend.name == "keras-cpu" and max(spec.stride) > 1 and max(spec.dilation) > 1:
+        return "Conv2D does not take strides > 1 with dilation_rate > 1"
+    out = spec.output_shape(case.image.shape, case.kernel.shape)[-2:]
+    single = any(n == 1 and s > 1 for n, s in zip(out, spec.stride, strict=True))
+    tensorflow_cpu = backend.name in ("tensorflow-cpu", "keras-cpu")
+    if tensorflow_cpu and case.image.dtype.name == "bfloat16" and single:
+        return "CPU Conv2D in bfloat16 computes wrong values where an axis with a stride"
+    return None
+
+
+def test_the_layer_backends_are_those_that_say_so(backend: Backend) -> None:
+    assert (backend.layer_refusal is None) == (backend.name in LAYER_BACKENDS)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_layer_backend_matches_reference(backend: Backend, dtype: str) -> None:
+    if backend.name not in LAYER_BACKENDS:
+        pytest.skip(f"{backend.name} computes no layers")
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes", reason="bfloat16 arrays need ml_dtypes")
+    if backend.dtype_unsupported(dtype):
+        pytest.skip(backend.dtype_unsupported(dtype))
+
+    @LAYER_PROPERTY
+    @given(st.one_of(layer_cases(dtype=dtype), strided_cases(dtype=dtype)))
+    def check(case: Case) -> None:
+        refusal = _known_refusal(backend, case)
+        if refusal:
+            with pytest.raises(NotImplementedError, match=refusal):
+                backend.prepare(case.image, case.kernel, case.spec)
+            return
+        prepared = backend.prepare(case.image, case.kernel, case.spec)
+        out = prepared.result()
+        expected = reference(case.image, case.kernel, case.spec)
+        assert out.dtype == case.image.dtype
+        assert out.shape == expected.shape == prepared.output_shape
+        found = agreement_for(backend, out, expected, case.image, case.kernel, case.spec)
+        record(backend.name, dtype, found.max_rel)
+        assert found.ok, f"{backend.name} {case.spec} {prepared.padding}: {found}"
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ConvSpec(),
+        ConvSpec("convolve", "same"),
+        ConvSpec("correlate", "full", "symm"),
+        ConvSpec("convolve", "valid"),
+    ],
+)
+def test_a_plain_case_is_a_one_channel_layer_bit_for_bit(backend: Backend, spec: ConvSpec) -> None:
+    """Stride 1, dilation 1, one group: the layer path computes exactly what the plain one does."""
+    if backend.name not in LAYER_BACKENDS:
+        pytest.skip(f"{backend.name} computes no layers")
+    rng = np.random.default_rng(21)
+    image = rng.standard_normal((3, 13, 11)).astype(np.float32)
+    kernel = rng.standard_normal((4, 3)).astype(np.float32)
+    plain = backend.prepare(image, kernel, spec).result()
+    layer = backend.prepare(image[:, None], kernel[None, None], spec).result()
+    np.testing.assert_array_equal(layer[:, 0], plain)
+
+
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+def test_stride_two_same_on_an_even_image(backend: Backend, op: str) -> None:
+    """224 -> 112 with a 3x3 kernel: TF pads 0 before and 1 after ('convolve' 1 and 0)."""
+    if backend.name not in LAYER_BACKENDS:
+        pytest.skip(f"{backend.name} computes no layers")
+    rng = np.random.default_rng(22)
+    image = rng.standard_normal((1, 2, 224, 224)).astype(np.float32)
+    kernel = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    spec = ConvSpec(op=op, stride=2)
+    prepared = backend.prepare(image, kernel, spec)
+    out = prepared.result()
+    assert out.shape == prepared.output_shape == (1, 3, 112, 112)
+    expected = reference(image, kernel, spec)
+    assert agreement_for(backend, out, expected, image, kernel, spec).ok
+    # TensorFlow's 'SAME' (or its per-side list) and JAX's pairs pad exactly so; Keras has
+    # 'same' but no mirror of it; torch pads symmetrically or as 'same' at stride 1 only.
+    native = {"tensorflow", "jax"} | ({"keras"} if op == "correlate" else set())
+    assert prepared.padding == ("native" if backend.library in native else "explicit")
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "kernel_shape", "spec"),
+    [
+        ((8, 8), (3, 3), ConvSpec(stride=2)),
+        ((2, 8, 8), (3, 3), ConvSpec(dilation=2)),
+        ((1, 3, 8, 8), (2, 3, 3, 3), ConvSpec()),
+        ((1, 4, 8, 8), (2, 2, 3, 3), ConvSpec(groups=2)),
+    ],
+)
+def test_every_other_backend_refuses_layers_with_its_reason(
+    backend: Backend, image_shape, kernel_shape, spec
+) -> None:
+    if backend.name in LAYER_BACKENDS:
+        pytest.skip(f"{backend.name} computes layers")
+    image = np.ones(image_shape, np.float32)
+    with pytest.raises(NotImplementedError) as refused:
+        backend.prepare(image, np.ones(kernel_shape, np.float32), spec)
+    assert backend.layer_refusal in str(refused.value)
+    assert str(spec) in str(refused.value)
+
+
+def test_keras_refuses_a_stride_with_a_dilation() -> None:
+    keras = convbench.get_backend("keras-cpu")
+    reason = keras.layer_unsupported(
+        ConvSpec(stride=2, dilation=2), (1, 1, 8, 8), (1, 1, 3, 3), "float32"
+    )
+    assert reason == (
+        "Keras Conv2D does not take strides > 1 with dilation_rate > 1; keras-cpu cannot compute "
+        "stride (2, 2) with dilation (2, 2)"
+    )
+    assert (
+        keras.layer_unsupported(ConvSpec(stride=2), (1, 1, 8, 8), (1, 1, 3, 3), "float32") is None
+    )
+
+
+# --- layout options ------------------------------------------------------------------------------
+
+LAYOUT_CASE = (
+    np.random.default_rng(23).standard_normal((2, 4, 10, 9)).astype(np.float32),
+    np.random.default_rng(24).standard_normal((6, 2, 3, 2)).astype(np.float32),
+    ConvSpec("convolve", "same", "symm", stride=(2, 1), dilation=(1, 2), groups=2),
+)
+
+
+def _available(name: str) -> Backend:
+    found = convbench.get_backend(name)
+    if found.unavailable_reason:
+        pytest.skip(f"{name}: {found.unavailable_reason}")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value"),
+    [
+        ("torch-cpu", "memory_format", "channels_last"),
+        ("torch-cpu", "memory_format", "contiguous_format"),
+        ("jax-cpu", "layout", "NHWC"),
+        ("jax-cpu", "layout", "NCHW"),
+        ("tensorflow-cpu", "data_format", "NCHW"),
+        ("tensorflow-cpu", "data_format", "NHWC"),
+    ],
+)
+def test_a_layout_option_computes_the_same_layer(name: str, option: str, value: str) -> None:
+    backend = _available(name).configure(**{option: value})
+    image, kernel, spec = LAYOUT_CASE
+    out = backend.prepare(image, kernel, spec).result()
+    assert out.flags.c_contiguous
+    expected = reference(image, kernel, spec)
+    assert agreement_for(backend, out, expected, image, kernel, spec).ok
+    assert backend.option_settings() == {f"option.{option}": value}
+
+
+def test_torch_channels_last_lays_the_image_out_nhwc() -> None:
+    import torch
+
+    backend = _available("torch-cpu").configure(memory_format="channels_last")
+    image, kernel, spec = LAYOUT_CASE
+    prepared = backend.prepare(image, kernel, spec)
+    assert prepared._device_image.is_contiguous(memory_format=torch.channels_last)
+    assert not prepared._device_image.is_contiguous()
+
+
+def test_tensorflow_nchw_on_the_cpu_refuses_what_its_conv2d_cannot_do() -> None:
+    backend = _available("tensorflow-cpu").configure(data_format="NCHW")
+    with pytest.raises(NotImplementedError, match="takes data_format='NCHW' only in float32 and"):
+        backend.prepare(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)))
+    assert backend.dtype_unsupported("bfloat16") is None
+
+
+def test_torch_workspace_of_a_layer_counts_its_im2col_columns() -> None:
+    backend = _available("torch-cpu")
+    spec = ConvSpec(mode="valid", groups=2)
+    # float64 goes to slow_conv2d: im2col holds C_in * kh * kw values per output position.
+    got = backend.workspace_bytes((2, 4, 10, 10), (6, 2, 3, 3), "float64", spec)
+    padded, output, positions = 2 * 4 * 10 * 10 * 8, 2 * 6 * 8 * 8 * 8, 2 * 8 * 8
+    assert got == padded + output + positions * 4 * 9 * 8
+
+
+@pytest.mark.parametrize("name", ["tensorflow-cpu", "keras-cpu"])
+def test_tensorflow_cpu_refuses_bfloat16_where_a_strided_axis_has_one_output(name: str) -> None:
+    backend = _available(name)
+    pytest.importorskip("ml_dtypes")
+    spec = ConvSpec(mode="valid", stride=(1, 2))
+    # 3 columns, a 3-wide kernel: one output column at stride 2.
+    reason = backend.layer_unsupported(spec, (7, 3), (2, 3), "bfloat16")
+    assert reason == (
+        "TensorFlow's CPU Conv2D in bfloat16 computes wrong values where an axis with a stride "
+        "above 1 has a single output; this case has one output on W at stride (1, 2)"
+    )
+    assert backend.layer_unsupported(spec, (7, 3), (2, 3), "float32") is None
+    assert backend.layer_unsupported(spec, (7, 5), (2, 3), "bfloat16") is None

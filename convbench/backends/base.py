@@ -155,6 +155,11 @@ class Backend(ABC):
     # slower (a direct loop over the kernel's taps) names itself here, in the words of a skip
     # reason ("scipy.signal's direct loop"), and gets the suites' low budget in every dtype.
     slow_method: str | None = None
+    # Why this backend computes no layer case (stride, dilation or groups other than 1, or an
+    # (N, C_in, H, W) image), in its library's words; None for one that computes layers.
+    layer_refusal: str | None = (
+        "it computes 2-D images and batches at stride 1 without dilation or groups"
+    )
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         self.name = name
@@ -231,13 +236,13 @@ class Backend(ABC):
         dtype: str,
     ) -> str | None:
         """Why this backend refuses a layer case (stride, dilation or groups other than 1, or an
-        (N, C_in, H, W) image), or None. The default refuses every one, so that a backend
-        computes a layer only where it says it can, never silently at stride 1; backends that
-        compute layers override it (with the cases their library cannot do)."""
-        if is_layer_case(spec, image_shape):
+        (N, C_in, H, W) image), or None: ``layer_refusal``'s reason for every layer case, so that
+        a backend computes a layer only where it says it can, never silently at stride 1. A
+        backend that computes some layer cases says here which it cannot."""
+        if self.layer_refusal and is_layer_case(spec, image_shape):
             return (
-                f"{self.name} computes 2-D images and batches at stride 1 without dilation or "
-                f"groups; it does not compute {spec} on a {_shape_words(image_shape)} image"
+                f"{self.name} does not compute {spec} on a {_shape_words(image_shape)} image: "
+                f"{self.layer_refusal}"
             )
         return None
 

@@ -1,8 +1,12 @@
 """``jax.lax.conv_general_dilated`` (a cross-correlation), compiled ahead of time in ``prepare``.
 
-Layout NCHW / OIHW. JAX takes any per-side zero padding, so only wrap, symm and non-zero fills are
-padded explicitly. float64 needs ``jax_enable_x64``, which ``prepare`` turns on (process-wide) when
-asked for float64 and records in ``settings``. On GPUs JAX's default precision for float32
+Layout NCHW / OIHW: an image is one sample of one channel, a batch (B, H, W) B samples, a layer's
+input (N, C_in, H, W) itself; the option ``layout='NHWC'`` lays image and kernel out as NHWC /
+HWIO instead (in ``prepare``), which XLA compiles differently. Stride, dilation and groups are
+``window_strides``, ``rhs_dilation`` and ``feature_group_count``. JAX takes any per-side zero
+padding, so only wrap, symm and non-zero fills are padded explicitly. float64 needs
+``jax_enable_x64``, which ``prepare`` turns on (process-wide) when asked for float64 and records
+in ``settings``. On GPUs JAX's default precision for float32
 convolutions is TF32-level; the option ``configure(precision='highest')`` asks for full float32.
 """
 
@@ -18,6 +22,8 @@ from convbench.backends.source import Source, kernel_source, pad_lines, rotation
 from convbench.spec import ConvSpec
 
 PRECISIONS = ("default", "high", "highest")
+# Image layout -> the kernel's layout that goes with it.
+LAYOUTS = {"NCHW": "OIHW", "NHWC": "HWIO"}
 
 # Measured here with plain jax (jaxlib 0.10.2): a jitted float64 convolution with a small kernel
 # ends the process with SIGSEGV from about a million pixels on.
@@ -38,7 +44,9 @@ class JaxBackend(Backend):
     library = "jax"
     requires = ("jax",)
     dtypes = ("float16", "bfloat16", "float32", "float64")
-    option_values: ClassVar[dict[str, tuple]] = {"precision": PRECISIONS}
+    option_values: ClassVar[dict[str, tuple]] = {"precision": PRECISIONS, "layout": tuple(LAYOUTS)}
+    # conv_general_dilated has window strides, kernel dilation and feature groups.
+    layer_refusal = None
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device not in ("cpu", "gpu"):
@@ -59,11 +67,12 @@ class JaxBackend(Backend):
         return None
 
     def case_unsupported(
-        self, image_shape: tuple[int, ...], kernel_shape: tuple[int, int], dtype: str
+        self, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: str
     ) -> str | None:
         # Judged from the installed jaxlib's metadata, without importing it: the suites' grid
         # asks this of every case before any framework is loaded.
         pixels = int(np.prod(image_shape))
+        kernel_shape = kernel_shape[-2:]
         if self.device != "cpu" or not in_cpu_float64_crash(dtype, pixels, kernel_shape):
             return None
         try:
@@ -99,23 +108,35 @@ class JaxBackend(Backend):
 
         if image.dtype == np.float64 and not jax.config.jax_enable_x64:
             jax.config.update("jax_enable_x64", True)
-        native, pad = native_or_explicit(spec, kernel.shape, lambda p: True)
+        native, pad = native_or_explicit(spec, kernel.shape, lambda p: True, image.shape)
         host = image if native else spec.pad(image, kernel.shape)
         device = jax.devices(self.device)[0]
-        batched = image.ndim == 3
+        rank = image.ndim
+        layout = self.options["layout"] or "NCHW"
+        # NCHW -> the layout's axes, for the image (NHWC) and the kernel (OIHW -> HWIO).
+        nchw = (0, 1, 2, 3)
+        image_axes, kernel_axes = ((0, 2, 3, 1), (2, 3, 1, 0)) if layout == "NHWC" else (nchw, nchw)
 
         def upload(x: np.ndarray) -> jax.Array:
-            return jax.device_put(x[:, None] if batched else x[None, None], device)
+            # NCHW: (H, W) is one sample of one channel, (B, H, W) B samples of one channel.
+            nchw = {2: x[None, None], 3: x[:, None], 4: x}[x.ndim]
+            return jax.device_put(np.ascontiguousarray(nchw.transpose(image_axes)), device)
 
-        weights = jax.device_put(spec.correlation_kernel(kernel)[None, None], device)
+        oihw = spec.correlation_kernel(kernel)
+        oihw = oihw if kernel.ndim == 4 else oihw[None, None]
+        weights = jax.device_put(np.ascontiguousarray(oihw.transpose(kernel_axes)), device)
         precision = getattr(lax.Precision, self.jax_precision.upper())
+        numbers = (layout, LAYOUTS[layout], layout)
 
         def conv(x: jax.Array) -> jax.Array:
             return lax.conv_general_dilated(
                 x,
                 weights,
-                (1, 1),
+                spec.stride,
                 ((pad.top, pad.bottom), (pad.left, pad.right)),
+                rhs_dilation=spec.dilation,
+                dimension_numbers=numbers,
+                feature_group_count=spec.groups,
                 precision=precision,
             )
 
@@ -136,8 +157,10 @@ class JaxBackend(Backend):
 
         def download(y: jax.Array) -> np.ndarray:
             # np.array copies: a view of a JAX buffer is read-only, other backends' results are not.
-            out = np.array(y)[:, 0]
-            return out if batched else out[0]
+            out = np.array(y)
+            if layout == "NHWC":
+                out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+            return {2: out[0, 0], 3: out[:, 0], 4: out}[rank]
 
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
 

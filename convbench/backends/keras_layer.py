@@ -1,12 +1,15 @@
 """A Keras 3 ``Conv2D`` layer on TensorFlow, pinned to the CPU: the object of "scipy and Keras give
 different answers".
 
-One filter, one input channel, ``use_bias=False``, the kernel set with ``set_weights`` (HWIO), the
-layer called on the image as a user calls it (``layer(x)``, eager, its Python overhead included).
-Conv2D cross-correlates. Its 'valid' is the spec's zero padding and its 'same' is TensorFlow's
-SAME, (K-1)//2 before and K//2 after: correlate 'same', and convolve 'same' for odd kernels.
-Everything else (full, convolve 'same' with an even kernel, wrap, symm, non-zero fills) is padded
-explicitly on the host and run 'valid'.
+One filter and one input channel for an image or a batch; C_out filters with ``strides``,
+``dilation_rate`` and ``groups`` for a layer's input (N, C_in, H, W), transposed to NHWC in
+``prepare``. ``use_bias=False``, the kernel set with ``set_weights`` (HWIO), the layer called on
+the image as a user calls it (``layer(x)``, eager, its Python overhead included). Conv2D
+cross-correlates. Its 'valid' is the spec's zero padding and its 'same' is TensorFlow's SAME,
+(K-1)//2 before and K//2 after at stride 1: correlate 'same', and convolve 'same' for odd
+kernels. Everything else (full, convolve 'same' with an even kernel, wrap, symm, non-zero fills)
+is padded explicitly on the host and run 'valid'. Conv2D refuses a stride and a dilation above 1
+together, and so does this backend.
 
 Keras picks its backend when first imported, from ``KERAS_BACKEND``; ``import_keras`` sets it to
 'tensorflow' when unset and imports TensorFlow first (after torch, see ``import_tensorflow``).
@@ -27,7 +30,11 @@ from convbench.backends.source import (
     pad_lines,
     rotation_comment,
 )
-from convbench.backends.tensorflow_conv import check_placement, import_tensorflow
+from convbench.backends.tensorflow_conv import (
+    check_placement,
+    cpu_bfloat16_stride_defect,
+    import_tensorflow,
+)
 from convbench.spec import ConvSpec
 
 CPU = "/CPU:0"
@@ -46,6 +53,8 @@ class KerasBackend(Backend):
     library = "keras"
     requires = ("tensorflow", "keras")
     dtypes = ("float16", "bfloat16", "float32", "float64")
+    # Conv2D has strides, dilation_rate and groups (layer_unsupported: not stride with dilation).
+    layer_refusal = None
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device != "cpu":
@@ -67,6 +76,21 @@ class KerasBackend(Backend):
     def preimport(self) -> None:
         import_keras()
 
+    def layer_unsupported(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        dtype: str,
+    ) -> str | None:
+        if max(spec.stride) > 1 and max(spec.dilation) > 1:
+            return (
+                f"Keras Conv2D does not take strides > 1 with dilation_rate > 1; {self.name} "
+                f"cannot compute stride {spec.stride} with dilation {spec.dilation}"
+            )
+        # Conv2D runs TensorFlow's CPU kernel, defect included.
+        return cpu_bfloat16_stride_defect(spec, image_shape, kernel_shape, dtype)
+
     def settings(self) -> dict[str, str]:
         keras = import_keras()
         tf = import_tensorflow()
@@ -82,36 +106,49 @@ class KerasBackend(Backend):
         tf = import_tensorflow()
         keras = import_keras()
 
+        # Conv2D's 'same' is TensorFlow's SAME at the spec's stride and dilation.
+        same = ConvSpec(mode="same", stride=spec.stride, dilation=spec.dilation)
+        same_padding = same.padding(kernel.shape, image.shape)
         native, pad = native_or_explicit(
-            spec, kernel.shape, lambda p: p.is_zero or correlate_same(p, kernel.shape)
+            spec, kernel.shape, lambda p: p.is_zero or p == same_padding, image.shape
         )
         host = image if native else spec.pad(image, kernel.shape)
-        batched = image.ndim == 3
+        rank = image.ndim
+        oihw = spec.correlation_kernel(kernel)
+        oihw = oihw if kernel.ndim == 4 else oihw[None, None]
         layer = keras.layers.Conv2D(
-            1,
-            kernel.shape,
+            oihw.shape[0],
+            oihw.shape[-2:],
+            strides=spec.stride,
             padding="valid" if pad.is_zero else "same",
+            dilation_rate=spec.dilation,
+            groups=spec.groups,
             use_bias=False,
             dtype=image.dtype.name,
         )
-        layer.build((None, *host.shape[-2:], 1))
-        layer.set_weights([spec.correlation_kernel(kernel)[:, :, None, None]])
+        layer.build((None, *host.shape[-2:], oihw.shape[1] * spec.groups))
+        # HWIO: the spatial axes first, then input and output channels.
+        layer.set_weights([oihw.transpose(2, 3, 1, 0)])
 
         def upload(x: np.ndarray) -> tf.Tensor:
+            # NHWC: (H, W) is one sample of one channel, (B, H, W) B samples of one channel.
+            nchw = {2: x[None, None], 3: x[:, None], 4: x}[x.ndim]
             with tf.device(CPU):
-                return tf.identity(tf.constant(x[..., None] if batched else x[None, ..., None]))
+                return tf.identity(tf.constant(nchw.transpose(0, 2, 3, 1)))
 
         def op(x: tf.Tensor) -> tf.Tensor:
             with tf.device(CPU):
                 return layer(x)
 
         def download(y: tf.Tensor) -> np.ndarray:
-            out = y.numpy()[..., 0]
-            return out if batched else out[0]
+            out = np.ascontiguousarray(y.numpy().transpose(0, 3, 1, 2))
+            return {2: out[0, 0], 3: out[:, 0], 4: out}[rank]
 
-        # A corner as large as the kernel runs the same layer on the same device, cheaply.
-        probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
-        check_placement(CPU, op(upload(probe[:1] if batched else probe)).device)
+        # A corner as large as the kernel's window runs the same layer on the same device,
+        # cheaply.
+        eh, ew = spec.dilated_size(kernel.shape)
+        probe = host[:1] if rank > 2 else host
+        check_placement(CPU, op(upload(probe[..., : eh + 1, : ew + 1])).device)
         return Plan(host, upload, op, download, "native" if native else "explicit")
 
     def _call_source(

@@ -51,6 +51,10 @@ class OpenCVBackend(Backend):
     requires = ("cv2",)
     # filter2D's float kernels: CV_32F and CV_64F (it has no float16 or bfloat16 filter).
     dtypes = ("float32", "float64")
+    layer_refusal = (
+        "cv2.filter2D filters every pixel of one image with one kernel, with no stride, "
+        "dilation or sum over channels"
+    )
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device != "cpu":

@@ -43,6 +43,10 @@ class ScipyFFTBackend(Backend):
     library = "scipy"
     # scipy.fft transforms float16 in float32 and returns float32: it would be upcast silently.
     dtypes = ("float32", "float64")
+    layer_refusal = (
+        "fftconvolve and oaconvolve compute every output of a full convolution, with no stride, "
+        "dilation or sum over channels"
+    )
 
     # The same array modules and devices as scipy.signal's direct backends: their device check
     # and their transfers (CuPy's upload, download and device-wide wait) serve here unchanged.

@@ -34,6 +34,10 @@ class ScipyNdimageBackend(Backend):
     # A C loop over the kernel's taps for every output, accumulating in float64: 2-3 ns per
     # multiply-add in float32 and float64 alike on a 2-core x86 CPU (scipy 1.17).
     slow_method = "scipy.ndimage's direct loop"
+    layer_refusal = (
+        "ndimage.correlate filters every pixel of one image with one kernel, with no stride, "
+        "dilation or sum over channels"
+    )
 
     def settings(self) -> dict[str, str]:
         import scipy

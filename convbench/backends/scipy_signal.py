@@ -36,6 +36,10 @@ class ScipySignalBackend(Backend):
     library = "scipy"
     # sigtools computes in float32, float64 and complex; float16 would be upcast silently.
     dtypes = ("float32", "float64")
+    layer_refusal = (
+        "convolve2d and correlate2d take one 2-D image and kernel, with no stride, dilation or "
+        "channels"
+    )
 
     def __init__(self, name: str, function: str, device: str = "cpu") -> None:
         if function not in FUNCTIONS:

@@ -1,8 +1,11 @@
 """``tf.nn.conv2d`` (a cross-correlation) pinned to the CPU or a GPU.
 
-Both TensorFlow backends run the same code; only the device string differs. Layout NHWC with
-one channel, kernel HWIO. Zero padding is always TensorFlow's own: 'VALID', 'SAME' (which puts
-the extra row/column after, as correlate 'same' does) or an explicit per-side list.
+Both TensorFlow backends run the same code; only the device string differs. Layout NHWC, kernel
+HWIO: an image or a batch has one channel; a layer's input (N, C_in, H, W) and kernel (C_out,
+C_in // groups, kh, kw) are transposed in ``prepare`` (and the result back to NCHW on download).
+Stride, dilation and groups are conv2d's own (a kernel with fewer input channels than the image
+is a grouped convolution). Zero padding is always TensorFlow's own: 'VALID', 'SAME' (which puts
+the extra row/column after, as correlate 'same' does, at any stride) or an explicit per-side list.
 
 TensorFlow places ops softly: asked for a GPU it may quietly run on the CPU. ``prepare`` checks
 where the output landed and refuses a result from the wrong device.
@@ -32,6 +35,10 @@ from convbench.backends.source import (
 from convbench.spec import ConvSpec, Padding
 
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
+DATA_FORMATS = ("NHWC", "NCHW")
+# TensorFlow's CPU Conv2D takes NCHW through oneDNN only; other dtypes fail with
+# "The Conv2D op currently only supports the NHWC tensor format on the CPU".
+CPU_NCHW_DTYPES = ("float32", "bfloat16")
 
 
 # TensorFlow's C++ log is noise for a harness (oneDNN notices, CPU-feature hints and, on a machine
@@ -102,13 +109,44 @@ def _start_up_log_filtered(level: int) -> Iterator[None]:
             os.write(2, log_lines_kept(held.read(), level))
 
 
-def tf_padding(pad: Padding, kernel_shape: tuple[int, int]) -> str | list[list[int]]:
-    """The ``padding`` argument of tf.nn.conv2d (NHWC) that pads exactly ``pad`` with zeros."""
+def tf_padding(
+    pad: Padding,
+    kernel_shape: tuple[int, ...],
+    same: Padding | None = None,
+    data_format: str = "NHWC",
+) -> str | list[list[int]]:
+    """The ``padding`` argument of tf.nn.conv2d that pads exactly ``pad`` with zeros.
+    ``same`` is what 'SAME' pads for the case; without it, 'SAME' at stride 1 and dilation 1
+    (``correlate_same`` of the kernel)."""
     if pad.is_zero:
         return "VALID"
-    if correlate_same(pad, kernel_shape):
+    if correlate_same(pad, kernel_shape) if same is None else pad == same:
         return "SAME"
-    return [[0, 0], [pad.top, pad.bottom], [pad.left, pad.right], [0, 0]]
+    spatial = [[pad.top, pad.bottom], [pad.left, pad.right]]
+    if data_format == "NCHW":
+        return [[0, 0], [0, 0], *spatial]
+    return [[0, 0], *spatial, [0, 0]]
+
+
+def cpu_bfloat16_stride_defect(
+    spec: ConvSpec, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: str
+) -> str | None:
+    """Why TensorFlow's CPU Conv2D cannot compute this case, or None: in bfloat16, an axis with
+    a stride above 1 and a single output gets wrong values (often all of them; zeros or
+    values near 1e38), whatever the padding. Measured in docs/findings.md."""
+    if dtype != "bfloat16":
+        return None
+    out = spec.output_shape(image_shape, kernel_shape)[-2:]
+    axes = [
+        n for n, size, step in zip("HW", out, spec.stride, strict=True) if size == 1 and step > 1
+    ]
+    if not axes:
+        return None
+    return (
+        "TensorFlow's CPU Conv2D in bfloat16 computes wrong values where an axis with a stride "
+        f"above 1 has a single output; this case has one output on {' and '.join(axes)} at "
+        f"stride {spec.stride}"
+    )
 
 
 def check_placement(wanted: str, placed: str) -> None:
@@ -126,7 +164,13 @@ class TensorFlowBackend(Backend):
     requires = ("tensorflow",)
     dtypes = ("float16", "bfloat16", "float32", "float64")
     # TensorFlow runs float32 convolutions in TF32 on Ampere and newer GPUs unless told not to.
-    option_values: ClassVar[dict[str, tuple]] = {"tf32": (True, False)}
+    # data_format: the image's layout (None: TensorFlow's default, NHWC); the kernel is HWIO.
+    option_values: ClassVar[dict[str, tuple]] = {
+        "tf32": (True, False),
+        "data_format": DATA_FORMATS,
+    }
+    # conv2d has strides, dilations and groups; padding it cannot do is done in prepare.
+    layer_refusal = None
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device not in TF_DEVICES:
@@ -146,6 +190,27 @@ class TensorFlowBackend(Backend):
                 f"(built with CUDA: {tf.test.is_built_with_cuda()})"
             )
         return None
+
+    def layer_unsupported(
+        self,
+        spec: ConvSpec,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        dtype: str,
+    ) -> str | None:
+        if self.device == "cpu":
+            return cpu_bfloat16_stride_defect(spec, image_shape, kernel_shape, dtype)
+        return None
+
+    def dtype_unsupported(self, dtype: str) -> str | None:
+        nchw = self.options["data_format"] == "NCHW"
+        if nchw and self.device == "cpu" and dtype not in CPU_NCHW_DTYPES:
+            return (
+                f"TensorFlow's CPU Conv2D takes data_format='NCHW' only in "
+                f"{' and '.join(CPU_NCHW_DTYPES)}, not {dtype}; {self.name} computes {dtype} "
+                "with data_format='NHWC'"
+            )
+        return super().dtype_unsupported(dtype)
 
     def settings(self) -> dict[str, str]:
         tf = import_tensorflow()
@@ -180,19 +245,29 @@ class TensorFlowBackend(Backend):
     def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
         tf = import_tensorflow()
 
-        native, pad = native_or_explicit(spec, kernel.shape, lambda p: True)
-        padding = tf_padding(pad, kernel.shape)
+        native, pad = native_or_explicit(spec, kernel.shape, lambda p: True, image.shape)
+        same = ConvSpec(mode="same", stride=spec.stride, dilation=spec.dilation)
+        data_format = self.options["data_format"] or "NHWC"
+        same_padding = same.padding(kernel.shape, image.shape)
+        padding = tf_padding(pad, kernel.shape, same_padding, data_format)
         host = image if native else spec.pad(image, kernel.shape)
         device = self.tf_device
-        batched = image.ndim == 3
+        rank = image.ndim
+        nhwc = data_format == "NHWC"
 
         def upload(x: np.ndarray) -> tf.Tensor:
+            # NCHW: (H, W) is one sample of one channel, (B, H, W) B samples of one channel.
+            t = {2: x[None, None], 3: x[:, None], 4: x}[x.ndim]
             with tf.device(device):
-                t = tf.identity(tf.constant(x[None, ..., None] if not batched else x[..., None]))
+                t = tf.identity(tf.constant(t.transpose(0, 2, 3, 1) if nhwc else t))
             return t
 
-        weights = upload(spec.correlation_kernel(kernel))
-        weights = tf.reshape(weights, (*kernel.shape, 1, 1))
+        oihw = spec.correlation_kernel(kernel)
+        oihw = oihw if kernel.ndim == 4 else oihw[None, None]
+        with tf.device(device):
+            # HWIO: the spatial axes first, then input and output channels.
+            weights = tf.identity(tf.constant(oihw.transpose(2, 3, 1, 0)))
+        strides, dilations = list(spec.stride), list(spec.dilation)
         # Eager CPU ops are synchronous; GPU ops are queued on a stream and must be waited for.
         wait = tf.test.experimental.sync_devices if self.device == "gpu" else no_wait
 
@@ -204,15 +279,25 @@ class TensorFlowBackend(Backend):
             if tf32 is not None:
                 set_tf32(tf32)
             with tf.device(device):
-                return tf.nn.conv2d(x, weights, strides=1, padding=padding)
+                return tf.nn.conv2d(
+                    x,
+                    weights,
+                    strides=strides,
+                    padding=padding,
+                    data_format=data_format,
+                    dilations=dilations,
+                )
 
         def download(y: tf.Tensor) -> np.ndarray:
-            out = y.numpy()[..., 0]
-            return out if batched else out[0]
+            out = y.numpy()
+            out = np.ascontiguousarray(out.transpose(0, 3, 1, 2)) if nhwc else out
+            return {2: out[0, 0], 3: out[:, 0], 4: out}[rank]
 
-        # A corner as large as the kernel runs the same kernel on the same device, cheaply.
-        probe = host[..., : kernel.shape[0] + 1, : kernel.shape[1] + 1]
-        check_placement(device, op(upload(probe[:1] if batched else probe)).device)
+        # A corner as large as the kernel's window runs the same kernel on the same device,
+        # cheaply.
+        eh, ew = spec.dilated_size(kernel.shape)
+        probe = host[:1] if rank > 2 else host
+        check_placement(device, op(upload(probe[..., : eh + 1, : ew + 1])).device)
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
 
     def _call_source(

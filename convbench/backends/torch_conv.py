@@ -1,8 +1,11 @@
 """``torch.nn.functional.conv2d`` (a cross-correlation) on the CPU or a CUDA device.
 
-Layout NCHW: an image is one sample with one channel, a batch (B, H, W) is B samples. Zero
-padding is torch's own where it pads exactly as the spec (symmetric, or 'same' which puts the
-extra row/column after, as correlate 'same' does); anything else is padded explicitly on the host.
+Layout NCHW: an image is one sample with one channel, a batch (B, H, W) is B samples, a layer's
+input (N, C_in, H, W) is itself; the kernel is OIHW. Stride, dilation and groups are conv2d's own.
+Zero padding is torch's own where it pads exactly as the spec (symmetric, or 'same' at stride 1,
+which puts the extra row/column after, as correlate 'same' does); anything else is padded
+explicitly on the host. The option ``memory_format='channels_last'`` stores image and kernel
+NHWC in memory (done in ``prepare``), which picks other kernels in oneDNN and cuDNN.
 """
 
 from __future__ import annotations
@@ -20,20 +23,32 @@ from convbench.backends.source import (
     pad_lines,
     rotation_comment,
 )
-from convbench.spec import ConvSpec, Padding, numpy_dtype
+from convbench.spec import ConvSpec, Padding, numpy_dtype, terms_per_output
 
-# Image-sized buffers oneDNN's convolution of a one-channel image holds at its peak, at most.
-ONEDNN_COPIES = 32
+# oneDNN reorders a tensor into blocks of 16 channels and holds two such copies at its peak, at
+# most: 32 image-sized buffers for a one-channel image.
+ONEDNN_BLOCK = 16
 # Backend option -> the torch.backends.cudnn flag it sets.
 CUDNN_FLAGS = {"tf32": "allow_tf32", "cudnn_benchmark": "benchmark"}
+MEMORY_FORMATS = ("contiguous_format", "channels_last")  # torch.<name>
 
 
-def _torch_padding(pad: Padding, kernel_shape: tuple[int, int]) -> tuple[int, int] | str | None:
+def _torch_padding(
+    pad: Padding, window: tuple[int, ...], stride: tuple[int, int] = (1, 1)
+) -> tuple[int, int] | str | None:
+    """conv2d's ``padding`` for ``pad`` with a kernel covering ``window`` (the dilated kernel's
+    spatial size), or None when conv2d cannot pad so: it pads symmetrically, or as 'same',
+    which it allows at stride 1 only."""
     if pad.symmetric:
         return (pad.top, pad.left)
-    if correlate_same(pad, kernel_shape):
+    if stride == (1, 1) and correlate_same(pad, window[-2:]):
         return "same"
     return None
+
+
+def _blocked(channels: int) -> int:
+    """Channels rounded up to oneDNN's blocks of 16."""
+    return -(-channels // ONEDNN_BLOCK) * ONEDNN_BLOCK
 
 
 class TorchBackend(Backend):
@@ -42,7 +57,12 @@ class TorchBackend(Backend):
     dtypes = ("float16", "bfloat16", "float32", "float64")
     # cuDNN flags: TF32 moves float32 errors from ~1e-7 to ~1e-4; benchmark mode autotunes the
     # algorithm per shape (it can be several times faster for large kernels).
-    option_values: ClassVar[dict[str, tuple]] = dict.fromkeys(CUDNN_FLAGS, (True, False))
+    # memory_format: how image and kernel lie in memory (None: torch's default, contiguous NCHW).
+    # conv2d has stride, dilation and groups; padding it cannot do is done in prepare.
+    layer_refusal = None
+    option_values: ClassVar[dict[str, tuple]] = dict.fromkeys(CUDNN_FLAGS, (True, False)) | {
+        "memory_format": MEMORY_FORMATS
+    }
 
     def __init__(self, name: str, device: str = "cpu") -> None:
         if device not in ("cpu", "cuda"):
@@ -104,14 +124,14 @@ class TorchBackend(Backend):
     def workspace_bytes(
         self,
         image_shape: tuple[int, ...],
-        kernel_shape: tuple[int, int],
+        kernel_shape: tuple[int, ...],
         dtype: str,
         spec: ConvSpec,
     ) -> int:
-        """On the CPU, float32 and bfloat16 go to oneDNN, which reorders a one-channel tensor
-        into 16-channel blocks (up to 32 image-sized buffers at the peak); float64 and float16
-        go to slow_conv2d, which unfolds the image into an im2col buffer of kh * kw values per
-        output. Measured peaks in docs/numerics.md."""
+        """On the CPU, float32 and bfloat16 go to oneDNN, which reorders a tensor into
+        16-channel blocks (up to 32 image-sized buffers at the peak for one channel); float64
+        and float16 go to slow_conv2d, which unfolds the image into an im2col buffer of
+        C_in * kh * kw values per output position. Measured peaks in docs/numerics.md."""
         import torch
 
         if self.device != "cpu":
@@ -119,29 +139,40 @@ class TorchBackend(Backend):
         itemsize = numpy_dtype(dtype).itemsize
         padded = int(np.prod(spec.padded_shape(image_shape, kernel_shape))) * itemsize
         output = int(np.prod(spec.output_shape(image_shape, kernel_shape))) * itemsize
+        c_in, c_out = (image_shape[1], kernel_shape[0]) if len(kernel_shape) == 4 else (1, 1)
         if dtype in ("float32", "bfloat16") and torch.backends.mkldnn.is_available():
-            return padded + ONEDNN_COPIES * max(padded, output)
-        return padded + (kernel_shape[0] * kernel_shape[1] + 1) * output
+            blocked = max(padded * _blocked(c_in) // c_in, output * _blocked(c_out) // c_out)
+            return padded + 2 * blocked
+        im2col = output * terms_per_output(kernel_shape) * spec.groups // c_out
+        return padded + output + im2col
 
     def _plan(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> Plan:
         import torch
         import torch.nn.functional as F
 
+        window = spec.dilated_size(kernel.shape)
         native, pad = native_or_explicit(
-            spec, kernel.shape, lambda p: _torch_padding(p, kernel.shape) is not None
+            spec,
+            kernel.shape,
+            lambda p: _torch_padding(p, window, spec.stride) is not None,
+            image.shape,
         )
-        padding = _torch_padding(pad, kernel.shape) if native else 0
+        padding = _torch_padding(pad, window, spec.stride) if native else 0
         host = image if native else spec.pad(image, kernel.shape)
         dtype = getattr(torch, image.dtype.name)
         device = torch.device(self.device)
+        memory_format = getattr(torch, self.options["memory_format"] or "contiguous_format")
 
         def upload(x: np.ndarray) -> torch.Tensor:
             # numpy has no bfloat16 of its own; float32 holds every bfloat16 value exactly.
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=_numpy_carrier(x.dtype)))
             t = t.to(device=device, dtype=dtype)
-            return t[:, None] if t.ndim == 3 else t[None, None]
+            # NCHW: (H, W) is one sample of one channel, (B, H, W) B samples of one channel.
+            t = {2: t[None, None], 3: t[:, None], 4: t}[t.ndim]
+            return t.contiguous(memory_format=memory_format)
 
         weights = upload(spec.correlation_kernel(kernel))
+        stride, dilation, groups = spec.stride, spec.dilation, spec.groups
         # Device-wide: waits for every stream, whichever one the op was queued on.
         wait = torch.cuda.synchronize if self.device == "cuda" else no_wait
 
@@ -157,15 +188,16 @@ class TorchBackend(Backend):
                 # torch warns that 'same' with an even kernel copies the input; that copy is
                 # part of what a user of padding='same' pays, so it stays in the timing.
                 warnings.filterwarnings("ignore", message="Using padding='same'")
-                return F.conv2d(x, weights, padding=padding)
+                return F.conv2d(x, weights, None, stride, padding, dilation, groups)
 
         out_dtype = image.dtype
 
         def download(y: torch.Tensor) -> np.ndarray:
-            y = y[:, 0] if image.ndim == 3 else y[0, 0]
+            y = {2: y[0, 0], 3: y[:, 0], 4: y}[image.ndim]
             if y.dtype == torch.bfloat16:
                 y = y.float()
-            return y.cpu().numpy().astype(out_dtype, copy=False)
+            # channels_last results are NHWC in memory: hand back a C-contiguous NCHW array.
+            return np.ascontiguousarray(y.cpu().numpy(), dtype=out_dtype)
 
         return Plan(host, upload, op, download, "native" if native else "explicit", wait)
 
