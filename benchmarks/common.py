@@ -6,17 +6,17 @@ takes its metrics, each written once, from ``TimeOp``, ``PeakmemOp`` and ``Track
 suite measures ``convbench.suite.SPEC`` (correlate, 'same', zero fill); one parameter combination
 is one number.
 
-``setup`` does all untimed work (inputs, ``Backend.prepare``: padding, layout, upload,
-compilation; a first call for cuDNN autotuning and kernel compilation) or skips the case, with
-asv's ``SkipNotImplemented`` and a reason: the grid's (``suite.skip_reason``) or this machine's
-(``suite.case_unavailable``). Either way it writes what the run knows of the case, one record
-per metric of the suite (``convbench.records``, to ``$CONVBENCH_RECORDS``) with the facts asked of
-the backend object: ``ready``, or ``skipped`` with the reason. A metric that the grid does not
-take for this case (``suite.metric_skip_reason``) is skipped by asv without calling ``setup``
+``setup`` does all untimed work (inputs, ``Backend.prepare``: padding, layout, upload) or skips the
+case, with asv's ``SkipNotImplemented`` and a reason: the grid's (``suite.skip_reason``) or this
+machine's (``suite.case_unavailable``; a case that needs more memory than is available,
+``convbench.memory.memory_refusal``). Either way it writes what the run knows of the case, one
+record per metric of the suite (``convbench.records``, to ``$CONVBENCH_RECORDS``) with the facts
+asked of the backend object: ``ready``, or ``skipped`` with the reason. A metric that the grid does
+not take for this case (``suite.metric_skip_reason``) is skipped by asv without calling ``setup``
 (``skip_for_params``); its record is written when the case is set up for its other metrics. Any
 other error, in ``setup`` or in a metric, is recorded as ``failed`` with its reason
-(``failures.describe``: out of memory named as such) and raised: asv marks that case failed and
-goes on.
+(``failures.describe``: out of memory named as such) and raised: asv marks that case failed and goes
+on.
 
 How a time is taken. asv_runner 0.3 times one call of a benchmark per sample when the class has
 a ``setup``, and runs ``setup`` again before every sample. A GPU op returns at launch, so one call
@@ -50,7 +50,7 @@ import numpy as np
 from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
 
 import convbench
-from convbench import failures, records, suite
+from convbench import failures, memory, records, suite
 from convbench.backends.base import Backend, Prepared, no_wait
 from convbench.timing import WallClock
 
@@ -223,7 +223,14 @@ class ConvSuite(ABC):
             facts = records.backend_facts(found, case.dtype, case.image_shape, case.kernel_shape)
             grid = suite.skip_reason(case.backend, case.size, case.kernel, case.dtype, case.batch)
             reasons = {name: grid or metric_skip_reason(name, case) for name in reasons}
-            why_not = grid or suite.case_unavailable(case.backend, case.dtype)
+            why_not = (
+                grid
+                or suite.case_unavailable(case.backend, case.dtype)
+                # A case this machine cannot hold is skipped, not met by the OOM killer.
+                or memory.memory_refusal(
+                    case.image_shape, case.kernel_shape, case.dtype, suite.SPEC, found
+                )
+            )
             if why_not:
                 raise SkipNotImplemented(why_not)
             self.ready = self._prepare(found, case, params, facts)
