@@ -61,10 +61,11 @@ ESTIMATE_PIXELS = 512 * 512
 ESTIMATE_RATIO = 16
 # The side of the image on which the reference's speed is measured (at least twice the kernel).
 CALIBRATION_SIDE = 96
-# A case may run past its share of the budget (estimates can be off several times over); a hang
-# is still cut off, after the budget left or this many seconds, whichever is longer.
+# A case may run past the budget (estimates can be off several times over); a hang is still cut
+# off, after what is left of the budget or this many seconds, whichever is longer, beside its
+# check.
 MIN_CASE_TIMEOUT = 60.0
-# Seconds of samples per timing, and at the estimate size (where MIN_SAMPLES decide).
+# Seconds of samples per timing at the asked size; an estimate takes MIN_SAMPLES samples only.
 MIN_RUN_TIME = 0.2
 
 
@@ -114,7 +115,7 @@ def shape_words(shape: Sequence[int]) -> str:
 @dataclass(frozen=True)
 class Candidate:
     """One backend's answer: ``status`` is a sweep status ('ok', 'mismatch', 'unsupported',
-    'error') or 'skipped' (not timed: over its share of the budget); times in seconds per call
+    'error') or 'skipped' (not timed: more than was left of the budget); times in seconds per call
     (``estimate_s``: estimated from the smaller case); ``ok``: agreement with the reference
     (None: not known); ``method``: 'direct' or 'fft'; ``agreement_case``: where the verdict
     comes from when not from the timed case itself."""
