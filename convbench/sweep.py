@@ -316,10 +316,8 @@ WORKER = (
 )
 
 
-def death(exitcode: int | None) -> str:
+def death(exitcode: int) -> str:
     """Why the worker is gone, from its exit code (negative: the signal that killed it)."""
-    if exitcode is None:
-        return "worker process stopped answering"
     if exitcode < 0:
         name = signal.Signals(-exitcode).name
         # The out-of-memory killer sends SIGKILL; nothing else in a sweep does.
