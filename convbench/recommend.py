@@ -629,7 +629,7 @@ def from_results(convolution: Convolution, results_dir: str | Path) -> Measured:
     ]
     candidates = []
     for row in rows.itertuples():
-        verdict = _verdict(verdicts[verdicts.backend == row.backend], int(size))
+        verdict = nearest_verdict(verdicts[verdicts.backend == row.backend], int(size))
         candidates.append(
             Candidate(
                 backend=row.backend,
@@ -677,7 +677,7 @@ def _methods(frame, machine: str, size: int, kernel: int, dtype: str) -> dict[st
     return dict(zip(rows.backend, rows.arithmetic, strict=True))
 
 
-def _verdict(rows, size: int) -> dict[str, Any]:
+def nearest_verdict(rows, size: int) -> dict[str, Any]:
     """A backend's agreement verdict from its tracked case nearest ``size`` (same machine,
     kernel and dtype): ok, max_rel, which case it is when not ``size`` itself, and why it is
     not ok."""

@@ -5,11 +5,11 @@ bad usage."""
 from __future__ import annotations
 
 import json
-import math
 import signal
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
@@ -29,6 +29,7 @@ from convbench.recommend import (
     from_results,
     measure,
     measured_case,
+    nearest_verdict,
     rank,
     recommend,
     tied_with,
@@ -418,19 +419,52 @@ def test_results_answer_from_the_nearest_case_and_say_so() -> None:
     assert any("copies the image there" in note for note in answer.notes)
 
 
+def nearest_rows(source: str):
+    """The stored times of the case an answer's source names."""
+    case, machine = source.removeprefix("nearest measured case: ").split(" on machine ")
+    size, kernel, dtype = case.split(", ")
+    times = tables.op_times(load_results(FIXTURE))
+    return times[
+        (times.machine == machine)
+        & (times["size"] == int(size.split("x")[0]))
+        & (times.kernel == int(kernel.split("x")[0]))
+        & (times.dtype == dtype)
+        & (times.batch == 1)
+    ]
+
+
 def test_results_times_are_the_stored_ones() -> None:
     conv = Convolution((300, 200), (3, 3), "float32", device="cpu")
     found = from_results(conv, FIXTURE)
-    times = tables.op_times(load_results(FIXTURE))
-    assert found.source == "nearest measured case: 256x256, 3x3, float32 on machine fixture-cpu"
-    stored = times[(times.machine == "fixture-cpu") & (times["size"] == 256)]
-    stored = stored[(stored.kernel == 3) & (stored.dtype == "float32")]
+    assert found.source.startswith("nearest measured case: 256x256, 3x3, float32 on machine ")
+    stored = nearest_rows(found.source)
     assert {c.backend: c.median_s for c in found.candidates} == dict(
         zip(stored.backend, stored.seconds, strict=True)
     )
-    # fixture-cpu recorded no tolerance: every verdict is unknown, the choice unverified.
     answer = recommend(conv, found.candidates, found.source)
-    assert not answer.verified and answer.choice.backend == "torch-cpu"
+    verified = [c for c in found.candidates if c.ok]
+    expected = verified or [c for c in found.candidates if c.ok is None]
+    assert answer.verified == bool(verified)
+    assert answer.choice.median_s == min(c.median_s for c in expected)
+
+
+def test_a_verdict_comes_from_the_nearest_tracked_size() -> None:
+    rows = pd.DataFrame(
+        {"size": [64, 256], "ok": [True, False], "max_rel": [1e-7, 2e-5], "tolerance": [1e-6] * 2}
+    )
+    assert nearest_verdict(rows, 256) == {
+        "ok": False,
+        "max_rel": 2e-5,
+        "reason": ("max_rel 2e-05 is over the tolerance 1e-06"),
+    }
+    assert nearest_verdict(rows, 1024) == {
+        "ok": False,
+        "max_rel": 2e-5,
+        "agreement_case": "256x256",
+        "reason": "max_rel 2e-05 is over the tolerance 1e-06 at 256x256",
+    }
+    assert nearest_verdict(rows, 80) == {"ok": True, "max_rel": 1e-7, "agreement_case": "64x64"}
+    assert nearest_verdict(rows.iloc[:0], 80) == {}
 
 
 def test_results_without_the_dtype_say_what_they_hold() -> None:
@@ -461,22 +495,25 @@ def test_json_gives_the_choice_its_call_and_every_candidate() -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
-    assert {"backend", "median_s", "call", "candidates"} <= set(answer)
-    assert answer["backend"] == "torch-cpu"
-    assert isinstance(answer["median_s"], float) and math.isfinite(answer["median_s"])
-    assert [c["backend"] for c in answer["candidates"]] == [
-        "torch-cpu",
-        "tensorflow-cpu",
-        "scipy-correlate2d",
-    ]
-    for candidate in answer["candidates"]:
+    assert {"backend", "median_s", "call", "candidates", "source", "tied", "verified"} <= set(
+        answer
+    )
+    candidates = answer["candidates"]
+    stored = nearest_rows(answer["source"])
+    assert sorted(c["backend"] for c in candidates) == sorted(stored.backend)
+    for candidate in candidates:
         assert {"backend", "status", "median_s", "ok", "method", "speedup"} <= set(candidate)
-    assert answer["candidates"][-1]["speedup"] == 1.0  # over the slowest
+    times = [c["median_s"] for c in candidates]
+    assert times == sorted(times)  # ranked
+    assert candidates[-1]["speedup"] == 1.0  # over the slowest
+    eligible = [c for c in candidates if c["ok"] is (True if answer["verified"] else None)]
+    assert answer["median_s"] == min(c["median_s"] for c in eligible)
+    assert answer["backend"] == next(c["backend"] for c in eligible)
     image, kernel = np.random.default_rng(2).standard_normal((2, 64, 64)).astype(np.float32)
     kernel = kernel[:7, :7]
     scope = {"image": image, "kernel": kernel}
     exec(answer["call"], scope)
-    backend = convbench.get_backend("torch-cpu")
+    backend = convbench.get_backend(answer["backend"])
     expected = convbench.reference(image, kernel)
     assert agreement_for(backend, scope["out"], expected, image, kernel).ok
 
