@@ -9,8 +9,8 @@ The inputs are those a backend computes with: the image in its own dtype, the ke
 fill value rounded to it (``check_inputs``); only the arithmetic is float64.
 
 An image (H, W) or a batch (B, H, W) is computed as a layer with one channel, so one loop serves
-both: per image and group of channels, per block of output rows, per tap, the channels of the
-group are summed (``np.tensordot``) into every output channel of the group.
+both: per image, per block of output rows, per tap, each group's input channels are summed
+(``np.matmul``, every group at once) into each of its output channels.
 
 Memory: the output is computed in blocks of rows (about ``BLOCK_ELEMENTS`` outputs, or slab
 values, each), each from a float64 slab of the padded image gathered for it, so beyond the float64
@@ -63,14 +63,12 @@ def _as_layer(shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> tuple[tu
 
 
 def block_rows(image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], spec: ConvSpec) -> int:
-    """Output rows per block: about ``BLOCK_ELEMENTS`` outputs of a group, and as many values of
-    the group's slab of the padded image (``convbench.memory`` counts the slab)."""
+    """Output rows per block: about ``BLOCK_ELEMENTS`` outputs (all channels), and as many values
+    of the slab of the padded image (``convbench.memory`` counts the slab)."""
     image_shape, kernel_shape = _as_layer(image_shape, kernel_shape)
-    per_group_out = kernel_shape[0] // spec.groups
-    per_group_in = kernel_shape[1]
     width = spec.output_shape(image_shape, kernel_shape)[-1]
     padded_width = spec.padded_shape(image_shape, kernel_shape)[-1]
-    per_row = max(per_group_out * width, per_group_in * spec.stride[0] * padded_width)
+    per_row = max(kernel_shape[0] * width, image_shape[1] * spec.stride[0] * padded_width)
     return max(1, BLOCK_ELEMENTS // per_row)
 
 
@@ -82,14 +80,14 @@ def slab_elements(
     image_shape, kernel_shape = _as_layer(image_shape, kernel_shape)
     padded_width = spec.padded_shape(image_shape, kernel_shape)[-1]
     height = (rows - 1) * spec.stride[0] + spec.dilated_size(kernel_shape)[0]
-    return kernel_shape[1] * height * padded_width
+    return image_shape[1] * height * padded_width
 
 
 def _blocks(
     image: np.ndarray, kernel: np.ndarray, spec: ConvSpec, *, magnitude: bool = False
 ) -> Iterator[tuple[tuple, np.ndarray]]:
     """(index into the output as a layer's (N, C_out, H_out, W_out), float64 values) per block
-    of output rows of one group, for validated inputs.
+    of output rows, for validated inputs.
 
     ``magnitude``: correlate ``|padded image|`` with ``|kernel|`` instead (``error_scale``).
     """
@@ -99,7 +97,9 @@ def _blocks(
     if magnitude:
         k = np.abs(k)
     c_out, per_group, kh, kw = kernel_shape
-    out_per_group = c_out // spec.groups
+    groups = spec.groups
+    # (group, its output channels, its input channels, kh, kw): every group in one product.
+    weights = k.reshape(groups, c_out // groups, per_group, kh, kw)
     (sh, sw), (dh, dw) = spec.stride, spec.dilation
     pad = spec.padding(kernel_shape, layer_shape)
     h, w = layer_shape[-2:]
@@ -110,33 +110,32 @@ def _blocks(
     step = block_rows(layer_shape, kernel_shape, spec)
     span_h, _ = spec.dilated_size(kernel_shape)
     for n in range(layer_shape[0]):
-        for g in range(spec.groups):
-            group_in = planes[n, g * per_group : (g + 1) * per_group]
-            outputs = slice(g * out_per_group, (g + 1) * out_per_group)
-            weights = k[outputs]
-            for top in range(0, oh, step):
-                count = min(step, oh - top)
-                first = top * sh
-                needed = rows[first : first + (count - 1) * sh + span_h]
-                slab = _slab(group_in, needed, cols, fill, magnitude)
-                out = np.zeros((out_per_group, count, ow))
-                # Tap by tap, in the same order for every block: a NaN pixel spoils exactly the
-                # outputs whose window holds it, as a direct convolution does.
-                for i in range(kh):
-                    for j in range(kw):
-                        window = slab[
-                            :,
-                            i * dh : i * dh + (count - 1) * sh + 1 : sh,
-                            j * dw : j * dw + (ow - 1) * sw + 1 : sw,
-                        ]
-                        if per_group == 1:
-                            # One input channel (every image and batch): a product per output
-                            # channel, as fast as numpy goes; tensordot would first copy the
-                            # strided window into a matrix (30x slower on one channel).
-                            out += weights[:, 0, i, j, None, None] * window[0]
-                        else:
-                            out += np.tensordot(weights[:, :, i, j], window, axes=1)
-                yield (n, outputs, slice(top, top + count)), out
+        for top in range(0, oh, step):
+            count = min(step, oh - top)
+            first = top * sh
+            needed = rows[first : first + (count - 1) * sh + span_h]
+            slab = _slab(planes[n], needed, cols, fill, magnitude)
+            out = np.zeros((groups, c_out // groups, count, ow))
+            # Tap by tap, in the same order for every block: a NaN pixel spoils exactly the
+            # outputs whose window holds it, as a direct convolution does.
+            for i in range(kh):
+                for j in range(kw):
+                    window = slab[
+                        :,
+                        i * dh : i * dh + (count - 1) * sh + 1 : sh,
+                        j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+                    ].reshape(groups, per_group, count, ow)
+                    if per_group == 1:
+                        # One input channel per group (every image and batch, depthwise
+                        # layers): a product per output channel, as fast as numpy goes; matmul
+                        # would first copy the strided window into a matrix (30x slower).
+                        out += weights[:, :, 0, i, j, None, None] * window
+                    else:
+                        tap = np.matmul(
+                            weights[:, :, :, i, j], window.reshape(groups, per_group, -1)
+                        )
+                        out += tap.reshape(out.shape)
+            yield (n, slice(None), slice(top, top + count)), out.reshape(c_out, count, ow)
 
 
 def reference(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec | None = None) -> np.ndarray:

@@ -3,6 +3,9 @@ reference and the backends."""
 
 from __future__ import annotations
 
+import importlib
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -17,6 +20,9 @@ from convbench.memory import case_memory
 from convbench.reference import error_scale
 from convbench.spec import FLOAT_DTYPES, Padding, check_inputs, terms_per_output
 from tests.strategies import Case, cases, layer_cases, record, strided_cases
+
+# The module, which the package's ``reference`` function shadows as an attribute.
+reference_module = importlib.import_module("convbench.reference")
 
 
 def definition(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -45,6 +51,35 @@ def definition(image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> np.ndar
 def test_reference_is_the_definition(case: Case) -> None:
     got = reference(case.image, case.kernel, case.spec)
     np.testing.assert_allclose(got, definition(case.image, case.kernel, case.spec), atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(layer_cases(), st.integers(1, 40))
+def test_blocks_of_a_layer_give_the_whole_answer(case: Case, block: int) -> None:
+    """Exactly with one input channel per group (a product per tap); with more, BLAS's matmul
+    may round a sum differently for another block size: within a few float64 roundings."""
+    whole = reference(case.image, case.kernel, case.spec)
+    scale = error_scale(case.image, case.kernel, case.spec)
+    with mock.patch.object(reference_module, "BLOCK_ELEMENTS", block):
+        blocked = reference(case.image, case.kernel, case.spec)
+        blocked_scale = error_scale(case.image, case.kernel, case.spec)
+    if case.kernel.shape[1] == 1:
+        np.testing.assert_array_equal(blocked, whole)
+        assert blocked_scale == scale
+    else:
+        np.testing.assert_allclose(blocked, whole, rtol=0, atol=2**-48 * scale)
+        assert blocked_scale == pytest.approx(scale, rel=2**-48)
+
+
+def test_a_nan_spoils_the_outputs_whose_windows_hold_it_in_every_channel_of_its_group() -> None:
+    image = np.random.default_rng(25).standard_normal((1, 4, 9, 9))
+    image[0, 1, 4, 4] = np.nan  # group 0 (channels 0-1)
+    kernel = np.random.default_rng(26).standard_normal((6, 2, 3, 3))
+    got = reference(image, kernel, ConvSpec(mode="same", stride=2, groups=2))
+    # SAME at stride 2 on 9: 5 outputs, padding 1 each side; output y reads rows 2y-1..2y+1.
+    expected = np.zeros((1, 6, 5, 5), bool)
+    expected[0, :3, 2:3, 2:3] = True
+    np.testing.assert_array_equal(np.isnan(got), expected)
 
 
 @settings(max_examples=100, deadline=None)
