@@ -1,18 +1,19 @@
-"""The base of the asv suites in ``benchmarks/conv.py``: one ``setup``, the metrics, the clock.
+"""The base of the asv suites in ``benchmarks/conv.py`` and ``benchmarks/layers.py``: one
+``setup``, the metrics, the clock.
 
 A suite is a ``ConvSuite`` that splices its parameters onto the base's (``params =
-(*ConvSuite.params, sizes, ...)``), says what one parameter combination measures (``case``) and
-takes its metrics, each written once, from ``TimeOp``, ``PeakmemOp`` and ``TrackMaxRel``. Every
-suite measures ``convbench.suite.SPEC`` (correlate, 'same', zero fill); one parameter combination
-is one number.
+(*ConvSuite.params, sizes, ...)``), says what one parameter combination measures (``case``: a
+``Case`` of the 2-D grid, whose spec is ``convbench.suite.SPEC``, correlate, 'same', zero fill;
+or any ``SuiteCase``, such as a network layer) and takes its metrics, each written once, from
+``TimeOp``, ``PeakmemOp`` and ``TrackMaxRel``; one parameter combination is one number.
 
 ``setup`` does all untimed work (inputs, ``Backend.prepare``: padding, layout, upload) or skips the
-case, with asv's ``SkipNotImplemented`` and a reason: the grid's (``suite.skip_reason``) or this
+case, with asv's ``SkipNotImplemented`` and a reason: the grid's (``case.skip_reason``) or this
 machine's (``suite.case_unavailable``; a case that needs more memory than is available,
 ``convbench.memory.memory_refusal``). Either way it writes what the run knows of the case, one
 record per metric of the suite (``convbench.records``, to ``$CONVBENCH_RECORDS``) with the facts
 asked of the backend object: ``ready``, or ``skipped`` with the reason. A metric that the grid does
-not take for this case (``suite.metric_skip_reason``) is skipped by asv without calling ``setup``
+not take for this case (``case.metric_skip_reason``) is skipped by asv without calling ``setup``
 (``skip_for_params``); its record is written when the case is set up for its other metrics. Any
 other error, in ``setup`` or in a metric, is recorded as ``failed`` with its reason
 (``failures.describe``: out of memory named as such) and raised: asv marks that case failed and goes
@@ -44,7 +45,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
@@ -52,6 +53,7 @@ from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
 import convbench
 from convbench import failures, memory, records, suite
 from convbench.backends.base import Backend, Prepared, no_wait
+from convbench.spec import ConvSpec
 from convbench.timing import WallClock
 
 # A calibration call this long is not repeated: the first call's extra cost (autotuning,
@@ -114,6 +116,36 @@ class BlockClock:
         self.per_op += seconds / inner
 
 
+class SuiteCase(Protocol):
+    """What ``ConvSuite`` asks of a case: ``Case`` (one 2-D convolution of the grid in
+    ``convbench.suite``) or another suite's own (``benchmarks/layers.py``: a network layer)."""
+
+    backend: str
+    dtype: str
+    options: Mapping[str, object]
+    setting: str
+    default_setting: bool
+
+    @property
+    def image_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def kernel_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def spec(self) -> ConvSpec: ...
+
+    def skip_reason(self) -> str | None:
+        """Why the suite does not measure this case at all, or None."""
+
+    def metric_skip_reason(self, metric: str) -> str | None:
+        """Why the suite does not measure the metric called ``metric`` ('time_op', ...) for this
+        case, or None; depends on the parameters alone."""
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The seeded image and kernel."""
+
+
 @dataclass(frozen=True)
 class Case:
     """What one parameter combination of a suite measures."""
@@ -138,6 +170,19 @@ class Case:
     def kernel_shape(self) -> tuple[int, int]:
         return (self.kernel, self.kernel)
 
+    @property
+    def spec(self) -> ConvSpec:
+        return suite.SPEC
+
+    def skip_reason(self) -> str | None:
+        return suite.skip_reason(self.backend, self.size, self.kernel, self.dtype, self.batch)
+
+    def metric_skip_reason(self, metric: str) -> str | None:
+        return suite.metric_skip_reason(metric_kind(metric), self.size, self.kernel, self.batch)
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        return suite.make_inputs(self.size, self.kernel, self.dtype, self.batch)
+
 
 @dataclass(frozen=True)
 class Ready:
@@ -145,7 +190,7 @@ class Ready:
     inputs, the prepared op and the op that is timed."""
 
     params: tuple
-    case: Case
+    case: SuiteCase
     facts: Mapping[str, Any]
     image: np.ndarray
     weights: np.ndarray
@@ -164,8 +209,8 @@ def metric_kind(name: str) -> str:
     return name.partition("_")[0]
 
 
-def metric_skip_reason(name: str, case: Case) -> str | None:
-    return suite.metric_skip_reason(metric_kind(name), case.size, case.kernel, case.batch)
+def metric_skip_reason(name: str, case: SuiteCase) -> str | None:
+    return case.metric_skip_reason(name)
 
 
 class ConvSuite(ABC):
@@ -191,7 +236,7 @@ class ConvSuite(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Each metric of a suite (a class that declares its ``params``; the metric mixins do
         not) records its failures and carries asv's ``skip_params`` for the combinations that
-        ``suite.metric_skip_reason`` rules out, computed from this suite's own parameters."""
+        ``case.metric_skip_reason`` rules out, computed from this suite's own parameters."""
         super().__init_subclass__(**kwargs)
         if "params" in vars(cls):
             for name in cls.metrics():
@@ -208,7 +253,7 @@ class ConvSuite(ABC):
 
     @staticmethod
     @abstractmethod
-    def case(*params: Any) -> Case:
+    def case(*params: Any) -> SuiteCase:
         """What the parameter combination ``params`` (in ``param_names`` order) measures."""
 
     def setup(self, *params: Any) -> None:
@@ -221,14 +266,14 @@ class ConvSuite(ABC):
         try:
             found = convbench.get_backend(case.backend).configure(**case.options)
             facts = records.backend_facts(found, case.dtype, case.image_shape, case.kernel_shape)
-            grid = suite.skip_reason(case.backend, case.size, case.kernel, case.dtype, case.batch)
+            grid = case.skip_reason()
             reasons = {name: grid or metric_skip_reason(name, case) for name in reasons}
             why_not = (
                 grid
                 or suite.case_unavailable(case.backend, case.dtype)
                 # A case this machine cannot hold is skipped, not met by the OOM killer.
                 or memory.memory_refusal(
-                    case.image_shape, case.kernel_shape, case.dtype, suite.SPEC, found
+                    case.image_shape, case.kernel_shape, case.dtype, case.spec, found
                 )
             )
             if why_not:
@@ -244,16 +289,16 @@ class ConvSuite(ABC):
         self.timer = BlockClock(self.ready.timed, self.ready.prepared.wait)
 
     def _prepare(
-        self, found: Backend, case: Case, params: tuple, facts: Mapping[str, Any]
+        self, found: Backend, case: SuiteCase, params: tuple, facts: Mapping[str, Any]
     ) -> Ready:
-        image, weights = suite.make_inputs(case.size, case.kernel, case.dtype, case.batch)
-        prepared = found.prepare(image, weights, suite.SPEC)
+        image, weights = case.inputs()
+        prepared = found.prepare(image, weights, case.spec)
         return Ready(params, case, facts, image, weights, prepared, getattr(prepared, self.timed))
 
     def _record(
         self,
         params: tuple,
-        case: Case,
+        case: SuiteCase,
         facts: Mapping[str, Any],
         reasons: Mapping[str, str | None],
         status: str,
@@ -272,7 +317,7 @@ class ConvSuite(ABC):
         self,
         name: str,
         params: tuple,
-        case: Case,
+        case: SuiteCase,
         facts: Mapping[str, Any],
         status: str,
         reason: str | None,
@@ -298,7 +343,7 @@ def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callab
     """``method`` as the metric ``name`` of ``suite_class``: an error is recorded as the case's
     failure, then raised for asv; run over the parameter values that some combination measures,
     and skipped (asv's ``skip_for_params``, without even a ``setup``) for the combinations among
-    them that ``suite.metric_skip_reason`` rules out."""
+    them that ``case.metric_skip_reason`` rules out."""
 
     @functools.wraps(method)
     def metric(self: ConvSuite, *params: Any) -> Any:
@@ -350,7 +395,7 @@ class TrackMaxRel(ConvSuite):
     def track_max_rel(self, *params: Any) -> float:
         """Largest error / max|reference| against the float64 reference."""
         ready = self.ready
-        reference = convbench.reference(ready.image, ready.weights, suite.SPEC)
+        reference = convbench.reference(ready.image, ready.weights, ready.case.spec)
         return convbench.agreement(ready.prepared.result(), reference).max_rel
 
     track_max_rel.unit = "relative error"  # type: ignore[attr-defined]

@@ -7,12 +7,15 @@ which gives the output size of the network's own padding. At stride 2 the window
 and of torch's symmetric ``padding=k // 2`` sit one pixel apart (``docs/gallery.md``), but the
 arithmetic, and so the time and the kind of error, is the same.
 
-The budget. Layers reach 1e8 multiply-adds per image, and a CPU computes float32 at a few
-10^10 multiply-adds per second on 2 cores; without a native kernel (float16 on a CPU) it is
-10-50 times slower. So on a CPU backend float16 is measured up to ``CPU_SLOW_MACS`` per call
-and every dtype up to ``CPU_MAX_MACS``; the agreement with the float64 reference, which does not
-depend on the batch, is tracked on one image, and peak memory at the training batch, where the
-workspace is largest.
+The budget (``skip_reason``, ``metric_skip_reason``). Layers reach 1e8 multiply-adds per image,
+and the default suite must run in minutes on a 2-core CPU, where a float32 layer takes
+milliseconds to a tenth of a second per image. So on a CPU: float16 and bfloat16 are measured on
+one image (their error is what a CPU can show of them; their speed belongs to GPUs), float16 up
+to ``CPU_SLOW_MACS`` (torch has no vectorised float16 convolution on a CPU: seconds per call
+beyond), nothing beyond ``CPU_MAX_MACS``. Each metric has its batch: the agreement with the
+float64 reference does not depend on the batch and is tracked on one image; GFLOP/s (the rate
+of a batch) and peak memory (largest with the batch's workspace) at the training batch; the
+time at both.
 """
 
 from __future__ import annotations
@@ -23,23 +26,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from convbench.registry import BUILTIN, get_backend
 from convbench.spec import ConvSpec, numpy_dtype
 
 if TYPE_CHECKING:
     from convbench.backends.base import Backend
 
+# The frameworks whose own convolution a network layer runs, on each device (Keras runs
+# TensorFlow's: keras-cpu would measure the same kernel again).
+BACKENDS = ("torch-cpu", "torch-cuda", "tensorflow-cpu", "tensorflow-gpu", "jax-cpu", "jax-gpu")
 # One image (inference) and a training batch small enough for a CPU's budget.
 BATCHES = (1, 16)
 DTYPES = ("float32", "float16", "bfloat16")
+LOW_PRECISION = ("float16", "bfloat16")
 
-# Multiply-adds per call: float16 on a CPU runs without a vectorised kernel in torch (its
-# im2col fallback) and in TensorFlow, and is measured up to CPU_SLOW_MACS; nothing on a CPU is
-# measured beyond CPU_MAX_MACS (seconds per call).
+# Multiply-adds per call on a CPU: float16 up to CPU_SLOW_MACS, anything up to CPU_MAX_MACS.
 CPU_SLOW_MACS = 3e8
 CPU_MAX_MACS = 4e9
 # The metrics that are not measured at every batch: the batch each is measured at.
-METRIC_BATCH = {"track_max_rel": 1, "peakmem_op": 16}
+METRIC_BATCH = {"track_max_rel": 1, "track_gflops": 16, "peakmem_op": 16}
 
 _TORCHVISION = "https://github.com/pytorch/vision/blob/v0.20.0/torchvision/models"
 _RESNET = (
@@ -201,18 +205,6 @@ def get_layer(name: str) -> Layer:
         raise ValueError(f"layer {name!r} must be one of: {list(NAMES)}") from None
 
 
-def computes_layers(backend: Backend) -> bool:
-    """Whether ``backend`` computes a layer's channels (asked of the object; imports nothing):
-    the suite's backends. Stride, dilation and groups it may still refuse case by case."""
-    probe = ConvSpec()
-    return backend.layer_unsupported(probe, (1, 2, 8, 8), (2, 2, 3, 3), "float32") is None
-
-
-def layer_backends() -> tuple[str, ...]:
-    """The built-in backends that compute layers (``computes_layers``), in registry order."""
-    return tuple(decl.name for decl in BUILTIN if computes_layers(get_backend(decl.name)))
-
-
 def skip_reason(layer: Layer, backend: Backend, batch: int, dtype: str) -> str | None:
     """Why the Layer suite does not measure ``layer`` at ``batch`` in ``dtype`` on ``backend``
     (an object: asked what it declares, never parsed from its name), or None when it does.
@@ -224,6 +216,11 @@ def skip_reason(layer: Layer, backend: Backend, batch: int, dtype: str) -> str |
         return declined
     if backend.device_kind != "cpu":
         return None
+    if dtype in LOW_PRECISION and batch > 1:
+        return (
+            f"{dtype} on a CPU is measured on one image: its error is what a CPU shows of it, "
+            "and a batch would only add time to the suite"
+        )
     macs = layer.multiply_adds(batch)
     over = f"{macs:.2g} multiply-adds ({layer.name} at batch {batch}) exceed"
     if dtype == "float16" and macs > CPU_SLOW_MACS:
@@ -242,9 +239,14 @@ def metric_skip_reason(metric: str, batch: int) -> str | None:
     wanted = METRIC_BATCH.get(metric)
     if wanted is None or batch == wanted:
         return None
-    if metric == "track_max_rel":
-        return (
+    return {
+        "track_max_rel": (
             f"agreement is tracked at batch {wanted}: every image of a batch is computed alike, "
             "so more images only draw more samples of the same error"
-        )
-    return f"peak memory is measured at batch {wanted}, where the workspace is largest"
+        ),
+        "track_gflops": (
+            f"GFLOP/s is measured at batch {wanted}, the rate of a batch; at batch 1, time_op "
+            "gives the latency"
+        ),
+        "peakmem_op": f"peak memory is measured at batch {wanted}, where the workspace is largest",
+    }[metric]

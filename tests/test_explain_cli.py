@@ -11,9 +11,11 @@ import pytest
 from click.testing import CliRunner
 from numpy.lib import format as npy_format
 
+import convbench
 from convbench.backends.base import BackendUnavailable
 from convbench.cli import explain_cmd, main
 from convbench.cli.explain_cmd import NpyError, read_npy
+from convbench.spec import ConvSpec
 from tests.test_explain import case, conv
 
 
@@ -406,3 +408,100 @@ def test_a_saved_name_taken_by_a_folder_is_an_error(tmp_path) -> None:
         f"Error: Invalid value for '--save': cannot write '{tmp_path / 'kernel.npy'}': "
     )
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- layers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def layer_files(tmp_path):
+    """A grouped layer's image and kernel, its 'SAME' result at stride 2 and torch's padding=1."""
+    from tests.test_explain import layer_case, padded
+
+    spec = ConvSpec(stride=2, groups=2)
+    image, kernel = layer_case()
+    arrays = {
+        "image": image,
+        "kernel": kernel,
+        "actual": convbench.reference(image, kernel, spec).astype(np.float32),
+        "expected": padded(image, kernel, ((1, 1), (1, 1)), spec),
+    }
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+
+    def argv(*extra: str) -> list[str]:
+        files = [str(tmp_path / f"{name}.npy") for name in ("actual", "expected")]
+        images = ["--image", str(tmp_path / "image.npy"), "--kernel", str(tmp_path / "kernel.npy")]
+        return ["explain", *files, *images, *extra]
+
+    return argv
+
+
+def test_cli_explains_layer_files_at_their_stride(layer_files) -> None:
+    result = CliRunner().invoke(main, layer_files("--stride", "2", "--groups", "2", "--json"))
+    assert result.exit_code == 0, result.output
+    fields = json.loads(result.output)
+    assert fields["padding"] == [[[0, 1], [0, 1]], [[1, 1], [1, 1]]]
+    assert fields["transform"] is None and fields["precision"] in ("exact", "rounding")
+    words = CliRunner().invoke(main, layer_files("--stride", "2", "--groups", "2"))
+    assert "as TensorFlow's 'SAME' does" in " ".join(words.output.split())
+
+
+def test_cli_layer_files_that_do_not_go_together_are_refused(layer_files) -> None:
+    result = CliRunner().invoke(main, layer_files("--stride", "2", "--groups", "3"))
+    assert result.exit_code == 2
+    assert "ConvSpec groups=3 does not divide C_in=4" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--layer", "resnet50.conv1"], "--layer generates a case for --backends"),
+        (["--stride", "0"], "'0' is not a size N or HxW of positive integers"),
+    ],
+)
+def test_cli_layer_options_misused_in_files_mode(layer_files, extra, problem) -> None:
+    result = CliRunner().invoke(main, layer_files(*extra))
+    assert result.exit_code == 2 and problem in result.output
+
+
+def test_cli_backends_on_a_network_layer() -> None:
+    args = ["explain", "--backends", "torch-cpu", "torch-cpu", "--layer", "resnet50.conv1"]
+    result = CliRunner().invoke(main, [*args, "--transform-b", "rot180", "--json"])
+    assert result.exit_code == 0, result.output
+    fields = json.loads(result.output)
+    assert fields["transform"] == "rot180" and fields["padding"] is None
+    said = CliRunner().invoke(main, [*args, "--spec-b", "valid"])
+    assert said.exit_code == 0, said.output
+    assert said.output.startswith(
+        "actual   = torch-cpu correlate[mode=same,boundary=fill,stride=2] on kernel\n"
+        "expected = torch-cpu correlate[mode=valid,boundary=fill,stride=2] on kernel\n"
+        "layer resnet50.conv1: image (1, 3, 224, 224) float32, kernel (64, 3, 7, 7) (seed 0)\n"
+    )
+    assert "Expected pads nothing, as mode='valid' does" in " ".join(said.output.split())
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--layer", "resnet50.conv1", "--stride", "2"], "--layer sets the stride"),
+        (
+            ["--layer", "resnet50.conv1", "--transform-b", "transpose"],
+            "'transpose' is not an orientation of a layer's kernel",
+        ),
+    ],
+)
+def test_cli_backends_layer_misuse_is_refused(extra, problem) -> None:
+    args = ["explain", "--backends", "torch-cpu", "torch-cpu", *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and problem in result.output
+
+
+def test_cli_a_backend_without_strides_says_so() -> None:
+    args = ["explain", "--backends", "scipy-correlate2d", "torch-cpu", "--size", "16"]
+    result = CliRunner().invoke(main, [*args, "--stride", "2"])
+    reason = convbench.get_backend("scipy-correlate2d").layer_unsupported(
+        ConvSpec(stride=2), (16, 16), (3, 3), "float32"
+    )
+    assert result.exit_code == 1 and reason
+    assert result.output == f"Error: {reason}\n"

@@ -1,4 +1,5 @@
-"""``convbench explain``: why two results differ, from .npy files or from two backends."""
+"""``convbench explain``: why two results differ, from .npy files or from two backends, for 2-D
+images or network layers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from numpy.lib import format as npy_format
 from convbench import atomic
 from convbench.backends.base import BackendUnavailable
 from convbench.explain import KERNEL_CODE, ORIENTATIONS, Explanation, checked_input, explain
+from convbench.layers import NAMES as LAYER_NAMES
+from convbench.layers import get_layer
 from convbench.registry import get_backend
 from convbench.spec import BOUNDARIES, MODES, OPS, ConvSpec
 
@@ -117,16 +120,43 @@ class NpyArray(click.Path):
 
 
 @dataclasses.dataclass(frozen=True)
+class Layer:
+    """A layer's stride, dilation and groups (all 1 for a plain 2-D convolution)."""
+
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def fields(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @property
+    def spec(self) -> ConvSpec | None:
+        """What explain() is told: None for a plain 2-D convolution."""
+        return None if self == Layer() else ConvSpec(**self.fields)
+
+
+@dataclasses.dataclass(frozen=True)
 class Inputs:
-    """The four arrays explain() reads."""
+    """The four arrays explain() reads, and the layer they were computed as."""
 
     image: np.ndarray
     kernel: np.ndarray
     actual: np.ndarray
     expected: np.ndarray
+    layer: Layer = Layer()
 
     def explain(self) -> Explanation:
-        return explain(self.actual, self.expected, self.image, self.kernel)
+        return explain(self.actual, self.expected, self.image, self.kernel, self.layer.spec)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "image": self.image,
+            "kernel": self.kernel,
+            "actual": self.actual,
+            "expected": self.expected,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +181,25 @@ class Generated:
 
 
 @dataclasses.dataclass(frozen=True)
+class GeneratedLayer:
+    """One image of a layer of convbench.layers, with its seeded inputs."""
+
+    name: str
+    dtype: str
+    seed: int
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return get_layer(self.name).inputs(1, self.dtype, self.seed)
+
+    def __str__(self) -> str:
+        layer = get_layer(self.name)
+        return (
+            f"layer {self.name}: image {layer.image_shape(1)} {self.dtype}, kernel "
+            f"{layer.kernel_shape} (seed {self.seed})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Side:
     """What one backend is asked to compute: its spec, on the kernel in one orientation."""
 
@@ -166,7 +215,7 @@ class Side:
             backend = get_backend(self.backend)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="'--backends'") from error
-        oriented = np.ascontiguousarray(ORIENTATIONS[self.transform](kernel))
+        oriented = np.ascontiguousarray(oriented_kernel(kernel, self.transform))
         try:
             return backend.prepare(image, oriented, self.spec).result()
         except ValueError as error:
@@ -175,7 +224,20 @@ class Side:
             raise click.ClickException(str(error)) from error
 
 
-def _from_files(files: dict[str, np.ndarray | None], save: str | None) -> Inputs:
+def oriented_kernel(kernel: np.ndarray, transform: str) -> np.ndarray:
+    """``kernel`` in orientation ``transform``; a layer's (4-D) kernel turns every plane, and
+    only 'identity' and 'rot180' (a convolution) are asked of it."""
+    if kernel.ndim == 2:
+        return ORIENTATIONS[transform](kernel)
+    if transform not in ("identity", "rot180"):
+        raise click.BadParameter(
+            f"{transform!r} is not an orientation of a layer's kernel; use identity or rot180",
+            param_hint="'--transform-a' / '--transform-b'",
+        )
+    return kernel[..., ::-1, ::-1] if transform == "rot180" else kernel
+
+
+def _from_files(files: dict[str, np.ndarray | None], save: str | None, layer: Layer) -> Inputs:
     """Files mode: the arrays of ACTUAL EXPECTED --image --kernel, all four required."""
     if save:
         raise click.UsageError("--save keeps the arrays of a --backends run")
@@ -183,11 +245,15 @@ def _from_files(files: dict[str, np.ndarray | None], save: str | None) -> Inputs
         raise click.UsageError(
             "give ACTUAL EXPECTED .npy files with --image and --kernel, or --backends A B"
         )
-    return Inputs(**files)
+    return Inputs(**files, layer=layer)
 
 
 def _from_backends(
-    sides: tuple[Side, Side], generated: Generated, save: str | None, quiet: bool
+    sides: tuple[Side, Side],
+    generated: Generated | GeneratedLayer,
+    layer: Layer,
+    save: str | None,
+    quiet: bool,
 ) -> Inputs:
     """Backends mode: run each side on the generated case, saying what ran unless ``quiet``, and
     keep the four arrays in the folder ``save``."""
@@ -200,9 +266,9 @@ def _from_backends(
             click.echo(f"{label:<8} = {side}")
     if not quiet:
         click.echo(f"{generated}\n")
-    inputs = Inputs(image, kernel, **results)
+    inputs = Inputs(image, kernel, **results, layer=layer)
     if folder is not None:
-        for label, array in vars(inputs).items():
+        for label, array in inputs.arrays().items():
             _save_npy(folder / f"{label}.npy", array)
     return inputs
 
@@ -264,6 +330,22 @@ def _shape_option(name: str, default: str, help_text: str):
     )
 
 
+def _layer_of(
+    stride: tuple[int, int] | None,
+    dilation: tuple[int, int] | None,
+    groups: int | None,
+    name: str | None,
+) -> Layer:
+    """The layer asked for: --layer's own, or --stride, --dilation and --groups (not both)."""
+    given = {"stride": stride, "dilation": dilation, "groups": groups}
+    if name is not None:
+        if any(value is not None for value in given.values()):
+            raise click.UsageError("--layer sets the stride, dilation and groups itself")
+        table = get_layer(name)
+        return Layer((table.stride,) * 2, (table.dilation,) * 2, table.groups)
+    return Layer(**{field: value for field, value in given.items() if value is not None})
+
+
 @click.command("explain")
 @click.argument("actual", required=False, type=NpyArray("actual"))
 @click.argument("expected", required=False, type=NpyArray("expected"))
@@ -277,6 +359,23 @@ def _shape_option(name: str, default: str, help_text: str):
 )
 @_shape_option("--size", "512", "Generated image: N or HxW.")
 @_shape_option("--kernel-size", "3", "Generated kernel: K or KHxKW.")
+@click.option(
+    "--layer",
+    "layer_name",
+    type=click.Choice(LAYER_NAMES),
+    help="With --backends: one image of this network layer (convbench.layers) instead.",
+)
+@click.option(
+    "--stride",
+    callback=lambda ctx, param, value: None if value is None else parse_shape(value),
+    help="Both results' stride: N or HxW (a layer's, or a 2-D image's) [1].",
+)
+@click.option(
+    "--dilation",
+    callback=lambda ctx, param, value: None if value is None else parse_shape(value),
+    help="Both results' dilation: N or HxW [1].",
+)
+@click.option("--groups", type=click.IntRange(min=1), help="Both results' groups (a layer's) [1].")
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float64", "float16"]),
@@ -304,6 +403,10 @@ def explain_command(
     backends: tuple[str, str] | None,
     size: tuple[int, int],
     kernel_size: tuple[int, int],
+    layer_name: str | None,
+    stride: tuple[int, int] | None,
+    dilation: tuple[int, int] | None,
+    groups: int | None,
     dtype: str,
     seed: int,
     spec: dict[str, str],
@@ -318,23 +421,36 @@ def explain_command(
 
     Either ACTUAL EXPECTED .npy files with --image and --kernel, or --backends A B, which runs
     both backends on one seeded random-normal case (A gives actual, B expected; each side takes
-    --spec, or its own --spec-a/--spec-b, and --transform-a/--transform-b).
+    --spec, or its own --spec-a/--spec-b, and --transform-a/--transform-b). Layers: 4-D files
+    (image N,C_in,H,W; kernel C_out,C_in/groups,kh,kw; results N,C_out,H_out,W_out) with
+    --stride, --dilation and --groups, or --backends with --layer NAME.
 
     Exit status: 0 when explained (identical results included), 1 when no known relation
     accounts for the difference or a backend could not run, 2 for bad usage.
     """
     files = {"image": image, "kernel": kernel, "actual": actual, "expected": expected}
+    layer = _layer_of(stride, dilation, groups, layer_name)
     if backends:
         if any(array is not None for array in files.values()):
             raise click.UsageError("give either ACTUAL EXPECTED --image --kernel, or --backends")
         sides = (
-            Side(backends[0], ConvSpec(**{**spec, **spec_a}), transform_a),
-            Side(backends[1], ConvSpec(**{**spec, **spec_b}), transform_b),
+            Side(backends[0], ConvSpec(**{**spec, **spec_a}, **layer.fields), transform_a),
+            Side(backends[1], ConvSpec(**{**spec, **spec_b}, **layer.fields), transform_b),
         )
-        inputs = _from_backends(sides, Generated(size, kernel_size, dtype, seed), save, as_json)
+        generated = (
+            GeneratedLayer(layer_name, dtype, seed)
+            if layer_name
+            else Generated(size, kernel_size, dtype, seed)
+        )
+        inputs = _from_backends(sides, generated, layer, save, as_json)
     else:
-        inputs = _from_files(files, save)
-    explanation = inputs.explain()
+        if layer_name:
+            raise click.UsageError("--layer generates a case for --backends")
+        inputs = _from_files(files, save, layer)
+    try:
+        explanation = inputs.explain()
+    except ValueError as error:  # shapes that do not go together (a layer's, checked here)
+        raise click.UsageError(str(error)) from error
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(explanation), indent=1))
     else:
