@@ -36,7 +36,7 @@ from convbench.report import (
     tables,
 )
 from convbench.timing import format_seconds
-from tests.data.make_fixture import ACME, COMMIT, AcmeNPU
+from tests.data.make_fixture import ACME, COMMIT, CPU_B, MACHINES, AcmeNPU
 
 FIXTURE = Path(__file__).parent / "data" / "results"
 REPORT = Path(__file__).parent.parent / "convbench" / "report"
@@ -85,9 +85,7 @@ def environments():
 
 @pytest.fixture(scope="module")
 def model(frame, environments):
-    return build_model(
-        frame, environments, bandwidths(environments, ["fixture-cpu", "fixture-gpu"])
-    )
+    return build_model(frame, environments, bandwidths(environments, list(MACHINES), None))
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +125,9 @@ def prose(page) -> str:
 
 def test_loader_reads_every_case_with_its_status(frame):
     conv = frame[(frame.suite == "Conv") & (frame.metric == "time_op")]
-    assert set(frame.machine) == {"fixture-cpu", "fixture-gpu"}
-    assert len(conv) == 2 * 6 * 3 * 2 * 2  # machines x backends x sizes x kernels x dtypes
+    assert set(frame.machine) == {"fixture-cpu", CPU_B, "fixture-gpu"}
+    # machines x backends x sizes x kernels x dtypes, and fixture-cpu-b's grid of its own
+    assert len(conv) == 2 * 6 * 3 * 2 * 2 + 4 * 3 * 4 * 1
     failed = conv[conv.status == "failed"]
     assert failed[["machine", "backend", "size", "kernel", "dtype"]].values.tolist() == [
         ["fixture-cpu", "tensorflow-cpu", 1024, 7, "float16"]
@@ -261,7 +260,7 @@ def test_cpu_vs_gpu_pairs_each_gpu_backend_with_its_recorded_twin(frame):
         ("tensorflow-cpu", "tensorflow-gpu"),
         ("scipy-correlate2d", ACME),
     }
-    assert set(pairs.cpu_machine) == {"fixture-cpu", "fixture-gpu"}
+    assert set(pairs.cpu_machine) == {"fixture-cpu", CPU_B, "fixture-gpu"}
     row = one(
         pairs,
         cpu_machine="fixture-cpu",
@@ -354,7 +353,7 @@ def test_not_run_gives_each_recorded_reason_and_says_when_none_was(frame, enviro
 def stored_statuses() -> collections.Counter:
     """Results of the convolution suites by status, counted in the raw asv files."""
     found: collections.Counter = collections.Counter()
-    for machine in ("fixture-cpu", "fixture-gpu"):
+    for machine in MACHINES:
         (path,) = (FIXTURE / machine).glob("f1c7*.json")
         for name, row in json.loads(path.read_text())["results"].items():
             if name.startswith("conv."):
@@ -443,7 +442,9 @@ def test_page_is_self_contained(page):
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page
     assert 'src="http' not in page and 'href="http' not in page
-    assert page.count("<svg") == 3  # two machines' time plots and the speedup plot
+    # Three machines' time plots and rooflines, fixture-cpu-b's crossover (the one machine with
+    # an FFT backend) and the speedup plot.
+    assert page.count("<svg") == 8
 
 
 def test_every_table_is_computed_once_per_report(built):
@@ -625,7 +626,8 @@ def test_fastest_names_the_winner_and_its_margin(frame):
 
 def test_glance_answers_the_three_questions(prose):
     assert "fastest backend is <b>torch-cuda</b> in 12 of the 12 cases" in prose
-    agreement = "Agreement: 41 of 42 results with a recorded tolerance within it; <b>1 outside</b>"
+    # fixture-gpu's 42 tracked results and fixture-cpu-b's 32 (4 backends x 2 sizes x 4 kernels)
+    agreement = "Agreement: 73 of 74 results with a recorded tolerance within it; <b>1 outside</b>"
     assert agreement in prose
 
 

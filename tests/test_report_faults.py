@@ -41,6 +41,7 @@ from convbench.report import (
     results,
     tables,
 )
+from tests.data.make_fixture import CPU_B
 
 FIXTURE = Path(__file__).parent / "data" / "results"
 RESULTS_FILE = "f1c7f1c7-existing-py_fixture.json"
@@ -51,14 +52,27 @@ FIRST_CASE = "backend=scipy-correlate2d, size=64, kernel=3, dtype=float32"
 
 
 @pytest.fixture(scope="module")
-def pristine():
-    return read_results(FIXTURE)
+def base(tmp_path_factory) -> Path:
+    """The fixture's two machines these tests damage (fixture-cpu and fixture-gpu), without
+    the third: what is kept of a damaged results dir is then "the other machine"."""
+    return Path(
+        shutil.copytree(
+            FIXTURE,
+            tmp_path_factory.mktemp("base") / "results",
+            ignore=shutil.ignore_patterns(CPU_B),
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def pristine(base):
+    return read_results(base)
 
 
 @pytest.fixture
-def copy(tmp_path) -> Path:
+def copy(base, tmp_path) -> Path:
     """A copy of the fixture results to damage."""
-    return Path(shutil.copytree(FIXTURE, tmp_path / "results"))
+    return Path(shutil.copytree(base, tmp_path / "results"))
 
 
 def rows(frame: pd.DataFrame, machine: str, **equal) -> pd.DataFrame:
@@ -726,8 +740,8 @@ def assert_believable(loaded, pristine) -> None:
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return Path(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("fuzz") / "results"))
+def scratch(base, tmp_path_factory) -> Path:
+    return Path(shutil.copytree(base, tmp_path_factory.mktemp("fuzz") / "results"))
 
 
 FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -797,9 +811,17 @@ def pristine_model(pristine):
     return build_model(pristine.results, environments, bandwidths(environments, machines, None))
 
 
-ENVIRONMENT = st.dictionaries(
-    st.sampled_from([*results.ENVIRONMENT_FIELDS, "cpu", "cores", "memory_gib"]), JSON
+# A peak rate per dtype as `convbench env` writes it, each field any JSON value.
+PEAKS = st.dictionaries(
+    st.sampled_from(["float32", "float16", "float64"]),
+    st.fixed_dictionaries({"gflops": JSON, "library": JSON, "threads": JSON, "other_cores": JSON}),
 )
+ENVIRONMENT = st.dictionaries(
+    st.sampled_from(
+        [*results.ENVIRONMENT_FIELDS, "cpu", "cores", "memory_gib", "gpu", "cpu_flags"]
+    ),
+    JSON,
+) | st.fixed_dictionaries({"peak_gflops": PEAKS, "memory_bandwidth_gbs": JSON, "gpu": JSON})
 
 
 @FUZZ
@@ -825,3 +847,16 @@ def test_any_environment_record_is_survived_by_the_page_s_sections(
     assert [e.machine for e in html.environment_section(model)] == sorted(environments)
     views = html.not_run_section(model)
     assert sum(len(view.table.rows) for view in views.values()) == len(model.not_run)
+    # What differs from the other machine's record, and the roofline under any ceilings.
+    differences = tables.environment_diff(environments.get(CPU), environments.get(GPU))
+    assert all(isinstance(text, str) for text in differences[["fact", "a", "b"]].stack())
+    floors = {machine: floor for machine, (floor, _) in model.bandwidth.items()}
+    limits = tables.ceilings(model.times, environments, floors)
+    assert ((limits.peak_gflops > 0) | limits.peak_gflops.isna()).all()
+    placed = tables.roofline_points(model.times, environments, limits)
+    assert ((placed.of_bound > 0) | placed.of_bound.isna()).all()
+    model = dataclasses.replace(
+        model, differences={(CPU, GPU): differences}, ceilings=limits, roofline=placed
+    )
+    (pair,) = html.machines_section(model)
+    assert len(pair.differences.rows) == len(differences)

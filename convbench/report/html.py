@@ -10,6 +10,7 @@ from disk, offline, and can be mailed as one file.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -18,23 +19,47 @@ from dataclasses import dataclass, field
 import jinja2
 import pandas as pd
 
+from convbench.load import BUSY_CORES
 from convbench.report import plots
 from convbench.report.model import Model
 from convbench.report.results import Problem
-from convbench.timing import format_seconds
+from convbench.timing import MIN_SAMPLES, WIDE_SPREAD, format_seconds
 
 MISSING = "\u2013"  # an en dash in an empty cell
 UNKNOWN = "unknown"  # a fact that no record holds
 VERDICT_CSS = {"pass": "pass", "FAIL": "fail"}
+# After a time or a ratio: it rests on a noisy timing (the marks of `convbench recommend`).
+NOISY = " !"
+# Before a ratio: the two times' interquartile ranges overlap (as `convbench compare` marks it).
+TIED = "~"
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One table cell: its text, a CSS class and an optional inline style."""
+    """One table cell: its text, a CSS class, an optional inline style and a tooltip."""
 
     text: str
     css: str = ""
     style: str = ""
+    title: str = ""
+
+
+def _flagged(value: object) -> bool:
+    """A known true flag (``tied``, ``noisy``); NA and None are not."""
+    return not _missing(value) and bool(value)
+
+
+def trusted(text: str, noisy: object, why: object = "", css: str = "num") -> Cell:
+    """A cell of a time (or of a figure resting on one): ``NOISY`` after it, and why as its
+    tooltip, when the time is noisy."""
+    if not _flagged(noisy):
+        return Cell(text, css)
+    return Cell(text + NOISY, f"{css} noisy", title="" if _missing(why) else str(why))
+
+
+def ratio_text(ratio: float, tied: object) -> str:
+    """A ratio of two times, ``TIED`` before it when their spreads overlap."""
+    return (TIED if _flagged(tied) else "") + _times(ratio)
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,10 @@ def _times(value: float) -> str:
     return MISSING if _missing(value) else f"{value:.3g}x"
 
 
+def _percent(value: float) -> str:
+    return MISSING if _missing(value) else f"{value:.0%}"
+
+
 def _share(value: float) -> str:
     return "" if _missing(value) else f" ({value:.0%})"
 
@@ -113,21 +142,26 @@ def _plural(count: int, word: str) -> str:
 @dataclass(frozen=True)
 class MachineWins:
     """One machine's line in "at a glance"; ``largest`` is the ``Model.fastest`` row (a named
-    tuple) of its largest image."""
+    tuple) of its largest image; ``tied``: cases whose winner is tied within the spread with
+    the runner-up; ``noisy``: cases whose winner or runner-up is a noisy time."""
 
     machine: str
     wins: list[tuple[str, int]]
     cases: int
     largest: tuple
+    tied: int
+    noisy: int
 
 
 @dataclass(frozen=True)
 class Glance:
-    """What "at a glance" says: which is fastest, by how much, do they agree, what is missing.
-    ``best_pair`` is the ``Model.pairs`` row of the largest speed-up, ``worst`` the
-    ``Model.agreement`` row furthest past its tolerance (named tuples)."""
+    """What "at a glance" says: which is fastest, by how much, how far to trust it, do they
+    agree, what is missing. ``best_pair`` is the ``Model.pairs`` row of the largest speed-up,
+    ``worst`` the ``Model.agreement`` row furthest past its tolerance, ``trust`` the
+    ``Model.trust`` rows (named tuples)."""
 
     machines: list[MachineWins]
+    trust: list[tuple]
     best_pair: tuple | None
     within: int
     outside: int
@@ -148,12 +182,16 @@ def glance(model: Model) -> Glance:
             group[group["size"] == group["size"].max()].sort_values("seconds").itertuples()
         )
         wins = list(group.fastest.value_counts().items())
-        machines.append(MachineWins(machine, wins, len(group), largest))
+        tied = int(group.tied.eq(True).sum())
+        machines.append(
+            MachineWins(machine, wins, len(group), largest, tied, int(group.noisy.sum()))
+        )
     pairs = model.pairs
     agree = model.agreement
     outside = agree[agree.ok.eq(False)]
     return Glance(
         machines=machines,
+        trust=list(model.trust.itertuples()),
         best_pair=_row(pairs, pairs.speedup.idxmax()) if not pairs.empty else None,
         within=int(agree.ok.eq(True).sum()),
         outside=len(outside),
@@ -163,8 +201,24 @@ def glance(model: Model) -> Glance:
 
 
 @dataclass(frozen=True)
+class RooflineView:
+    """A machine's roofline: the figure, what its ceilings are and where they come from, and
+    each result's share of its bound (largest image per backend; every result folded)."""
+
+    plot: str
+    ceilings: list[str]
+    bandwidth_source: str
+    peak_missing: bool
+    largest: Table
+    results: int
+    every: Table
+
+
+@dataclass(frozen=True)
 class MachineView:
-    """A machine's section; the tables are None where the machine has no Conv.time_op result."""
+    """A machine's section; the tables are None where the machine has no Conv.time_op result.
+    ``trust`` is its ``Model.trust`` row (None without timings) and ``noisy`` its noisy
+    timings, each with why."""
 
     machine: str
     cpu: str
@@ -178,16 +232,112 @@ class MachineView:
     cases: int = 0
     every: Table | None = None
     batches: Table | None = None
+    trust: tuple | None = None
+    noisy: Table | None = None
+    roofline: RooflineView | None = None
+
+
+def _fastest_cell(r) -> Cell:
+    text = r.fastest
+    if not _missing(r.margin):
+        text += f" ({ratio_text(r.margin, r.tied)})"
+    why = "the winner's or the runner-up's time is noisy" if r.noisy else ""
+    return trusted(text, r.noisy, why)
+
+
+def noisy_table(timed: pd.DataFrame) -> Table:
+    """Noisy timings, one row each, with why."""
+    rows = [
+        [
+            f"{r.suite}.{r.metric}",
+            known(r.backend if not _missing(r.backend) else r.variant),
+            known(r.dtype),
+            Cell(str(r.kernel), "num"),
+            Cell(f"{r.size}x{r.size}", "num"),
+            Cell(format_seconds(r.seconds), "num"),
+            Cell(_percent(r.spread), "num"),
+            Cell(MISSING if _missing(r.samples) else f"{r.samples:.0f}", "num"),
+            Cell(MISSING if _missing(r.other_cores) else f"{r.other_cores:.2f}", "num"),
+            r.why_noisy,
+        ]
+        for r in timed[timed.noisy].itertuples()
+    ]
+    header = ["benchmark", "backend", "dtype", "kernel", "image", "median", "spread"]
+    return table([*header, "samples", "other load (cores)", "why noisy"], rows)
+
+
+def _ceiling_words(limits: pd.DataFrame) -> list[str]:
+    words = []
+    for r in limits.itertuples():
+        floor = (
+            "memory bandwidth unknown"
+            if _missing(r.bandwidth_gbs)
+            else (f"memory {r.bandwidth_gbs:.3g} GB/s")
+        )
+        peak = (
+            "no peak GFLOP/s recorded"
+            if _missing(r.peak_gflops)
+            else f"peak {r.peak_gflops:.3g} GFLOP/s (ridge at {r.ridge:.3g} flop/byte)"
+        )
+        words.append(f"{r.dtype}: {floor}; {peak}")
+    return words
+
+
+# What bounds a result (``tables.roofline_points``' limit), for its cell's tooltip.
+BOUND_WORDS = {
+    "memory": "of the memory bound",
+    "compute": "of the compute bound (peak GFLOP/s)",
+    "memory (no peak recorded)": "of the memory line (no peak recorded: a lower estimate)",
+}
+
+
+def _roof_cell(r) -> Cell:
+    text = f"{r.gflops:.3g} GFLOP/s"
+    if _missing(r.of_bound):
+        return trusted(text, r.noisy)
+    share = f"{r.of_bound:.0%} {BOUND_WORDS.get(r.limit, r.limit)}"
+    found = trusted(f"{text} ({r.of_bound:.0%})", r.noisy)
+    return dataclasses.replace(found, title="; ".join(t for t in (share, found.title) if t))
+
+
+def roofline_section(model: Model, machine: str, colors: dict[str, str]) -> RooflineView | None:
+    placed = model.roofline[model.roofline.machine == machine]
+    if placed.empty:
+        return None
+    limits = model.ceilings[
+        (model.ceilings.machine == machine) & model.ceilings.dtype.isin(placed.dtype)
+    ]
+    _, source = model.bandwidth.get(machine, (math.nan, "not recorded"))
+    largest = placed.sort_values("size").groupby(["backend", "dtype", "kernel"]).tail(1)
+    return RooflineView(
+        plot=plots.roofline(placed, limits, colors, f"{machine}: roofline of its CPU"),
+        ceilings=_ceiling_words(limits),
+        bandwidth_source=source,
+        peak_missing=bool(limits.peak_gflops.isna().any()),
+        largest=pivot(
+            largest,
+            ["backend", "dtype"],
+            lambda r: _roof_cell(r),
+            column="kernel",
+            label=lambda k: f"{k}x{k} kernel",
+        ),
+        results=len(placed),
+        every=pivot(placed, ["backend", "dtype", "kernel"], _roof_cell),
+    )
 
 
 def machine_section(model: Model, machine: str, colors: dict[str, str]) -> MachineView:
     env = model.environments.get(machine, {})
     times = model.times[model.times.machine == machine]
+    trust = model.trust[model.trust.machine == machine]
+    timed = model.timings[model.timings.machine == machine]
     described = {
         "machine": machine,
         "cpu": str(env.get("cpu") or "CPU not recorded"),
         "cores": str(env.get("cores") or "?"),
         "gpu": str(env.get("gpu") or "no GPU recorded"),
+        "trust": next(trust.itertuples()) if not trust.empty else None,
+        "noisy": noisy_table(timed) if timed.noisy.any() else None,
     }
     if times.empty:
         return MachineView(**described)
@@ -199,19 +349,17 @@ def machine_section(model: Model, machine: str, colors: dict[str, str]) -> Machi
         **described,
         plot=plots.time_vs_size(times, colors, f"{machine}: time per op (lower is better)"),
         fastest=pivot(
-            model.fastest[model.fastest.machine == machine],
-            ["dtype", "kernel"],
-            lambda r: Cell(
-                r.fastest + ("" if _missing(r.margin) else f" ({r.margin:.2g}x)"), "num"
-            ),
+            model.fastest[model.fastest.machine == machine], ["dtype", "kernel"], _fastest_cell
         ),
         floor=_gbps(floor),
         floor_source=source,
         throughput=pivot(
             largest,
             ["backend", "dtype"],
-            lambda r: Cell(
-                f"{_gbps(r.gb_per_s)}{_share(r.of_bandwidth)} at {r.size}x{r.size}", "num"
+            lambda r: trusted(
+                f"{_gbps(r.gb_per_s)}{_share(r.of_bandwidth)} at {r.size}x{r.size}",
+                r.noisy,
+                r.why_noisy,
             ),
             column="kernel",
             label=lambda k: f"{k}x{k} kernel",
@@ -220,9 +368,10 @@ def machine_section(model: Model, machine: str, colors: dict[str, str]) -> Machi
         every=pivot(
             flow,
             ["backend", "dtype", "kernel"],
-            lambda r: Cell(
+            lambda r: trusted(
                 f"{format_seconds(r.seconds)} · {_gbps(r.gb_per_s)}{_share(r.of_bandwidth)}",
-                "num",
+                r.noisy,
+                r.why_noisy,
             ),
         ),
         batches=None
@@ -230,18 +379,25 @@ def machine_section(model: Model, machine: str, colors: dict[str, str]) -> Machi
         else pivot(
             batches,
             ["backend", "dtype", "batch", "size"],
-            lambda r: Cell(
+            lambda r: trusted(
                 f"{format_seconds(r.seconds)} ({format_seconds(r.seconds / r.batch)} an image)",
-                "num",
+                r.noisy,
+                r.why_noisy,
             ),
             column="kernel",
             label=lambda k: f"{k}x{k} kernel",
         ),
+        roofline=roofline_section(model, machine, colors),
     )
 
 
-def _upto(size: float) -> Cell:
-    return Cell(MISSING if _missing(size) else f"up to {int(size)}x{int(size)}", "num")
+CAVEATS = {"tied": f" ({TIED} tied within the spread)", "noisy": f" ({NOISY.strip()} noisy)"}
+
+
+def _upto(size: float, caveat: str = "") -> Cell:
+    if _missing(size):
+        return Cell(MISSING, "num")
+    return Cell(f"up to {int(size)}x{int(size)}{CAVEATS.get(caveat, '')}", "num")
 
 
 @dataclass(frozen=True)
@@ -270,7 +426,12 @@ def gpu_section(model: Model, colors: dict[str, str]) -> GpuView | None:
         speedups=pivot(
             pairs,
             ["CPU", "GPU", "kernel", "dtype"],
-            lambda r: Cell(f"{_times(r.speedup)} · {_times(r.speedup_end_to_end)}", "num"),
+            lambda r: trusted(
+                f"{ratio_text(r.speedup, r.tied)} · "
+                f"{ratio_text(r.speedup_end_to_end, r.tied_end_to_end)}",
+                r.noisy or r.noisy_end_to_end,
+                "a CPU, GPU or end-to-end time of this case is noisy",
+            ),
         ),
         losses=table(
             ["GPU", "CPU", "kernel", "dtype", "op alone", "with transfers"],
@@ -280,8 +441,8 @@ def gpu_section(model: Model, colors: dict[str, str]) -> GpuView | None:
                     f"{r.cpu_backend} @ {r.cpu_machine}",
                     Cell(str(r.kernel), "num"),
                     r.dtype,
-                    _upto(r.op_loses_up_to),
-                    _upto(r.end_to_end_loses_up_to),
+                    _upto(r.op_loses_up_to, r.op_caveat),
+                    _upto(r.end_to_end_loses_up_to, r.end_to_end_caveat),
                 ]
                 for r in lost.itertuples()
             ],
@@ -311,12 +472,13 @@ def settings_section(model: Model) -> Table | None:
         return None
 
     def cell(r) -> Cell:
-        text = format_seconds(r.seconds)
+        text = format_seconds(r.seconds) + (NOISY if r.noisy else "")
         if not r.default and not _missing(r.vs_default):
-            text += f" ({r.vs_default:.3g}x)"
+            text += f" ({ratio_text(r.vs_default, r.tied)})"
         if _missing(r.max_rel):
-            return Cell(text, "num")
-        return heat(r.ratio, f"{text} · {_error(r.max_rel, r.ratio, r.precision)}")
+            return trusted(text, False)
+        found = heat(r.ratio, f"{text} · {_error(r.max_rel, r.ratio, r.precision)}")
+        return dataclasses.replace(found, title=r.why_noisy if r.noisy else "")
 
     sweep = sweep.assign(
         variant=[
@@ -372,6 +534,192 @@ def agreement_section(model: Model) -> AgreementView | None:
             lambda r: heat(r.ratio, f"{r.max_rel:.2g} / {_tolerance(r.tolerance)}"),
         ),
     )
+
+
+@dataclass(frozen=True)
+class UseThisView:
+    """The fastest way per case: per machine the backend to use for each case, the crossover
+    figure of direct and FFT methods, and where the FFT wins."""
+
+    machine: str
+    cases: Table
+    crossover_plot: str | None
+    crossover_sizes: list[int]
+    crossover_dtype: str | None
+    crossover: Table | None
+    fft_results: bool
+    verified: bool
+
+
+def _use_cell(r, say_unknown: bool = True) -> Cell:
+    text = f"{r.backend} {format_seconds(r.seconds)}"
+    notes = []
+    if r.tied:
+        notes.append(f"{TIED} {r.tied}")
+    if not r.verified:
+        if say_unknown:
+            notes.append("agreement unknown")
+    elif r.agreement_at:
+        notes.append(f"agrees at {r.agreement_at}")
+    if r.mismatched:
+        notes.append(f"faster but disagreeing: {r.mismatched}")
+    if notes:
+        text += f" ({'; '.join(notes)})"
+    why = "its time is noisy" if r.noisy else ""
+    return trusted(text, r.noisy, why, css="" if r.verified else "unverified")
+
+
+def crossover_choice(times: pd.DataFrame) -> tuple[str | None, list[int]]:
+    """The dtype (float32 when timed) and up to two image sizes at which a machine's crossover
+    figure shows time against kernel size: its largest image timed with two kernel sizes or
+    more, and the image a quarter of its side when timed so too (else the next smaller)."""
+    single = times[times.batch == 1]
+    if single.empty:
+        return None, []
+    dtypes = sorted(single.dtype.unique())
+    dtype = "float32" if "float32" in dtypes else dtypes[0]
+    kernels = single[single.dtype == dtype].groupby("size").kernel.nunique()
+    sizes = sorted(kernels[kernels >= 2].index)
+    if not sizes:
+        return dtype, []
+    largest = sizes[-1]
+    smaller = largest // 4 if largest // 4 in sizes else (sizes[-2] if len(sizes) > 1 else None)
+    return dtype, [s for s in (smaller, largest) if s is not None]
+
+
+def _crossover_cell(r) -> Cell:
+    if _missing(r.fft_speedup):
+        return Cell(
+            f"{known(r.backend_direct)} only"
+            if _missing(r.backend_fft)
+            else f"{r.backend_fft} only",
+            "num",
+        )
+    fft_wins = r.fft_speedup > 1
+    ratio = r.fft_speedup if fft_wins else 1 / r.fft_speedup
+    winner = f"FFT ({r.backend_fft})" if fft_wins else f"direct ({r.backend_direct})"
+    return trusted(
+        f"{winner} {ratio_text(ratio, r.tied)}",
+        r.noisy,
+        "a time of this case is noisy",
+        css="num fft" if fft_wins else "num",
+    )
+
+
+def use_this_section(model: Model, colors: dict[str, str]) -> list[UseThisView]:
+    views = []
+    for machine, cases in model.use_this.groupby("machine", sort=True):
+        times = model.times[model.times.machine == machine]
+        dtype, sizes = crossover_choice(times)
+        # Without an FFT result there is no crossover to see.
+        fft = bool(times.arithmetic.eq("fft").any())
+        crossing = model.crossover[
+            (model.crossover.machine == machine) & model.crossover.fft_speedup.notna()
+        ]
+        shown = times[(times.dtype == dtype) & times["size"].isin(sizes) & (times.batch == 1)]
+        views.append(
+            UseThisView(
+                machine=machine,
+                # Where no case has a verdict, "agreement unknown" is said once, not per cell.
+                cases=pivot(
+                    cases,
+                    ["dtype", "kernel"],
+                    functools.partial(_use_cell, say_unknown=bool(cases.verified.any())),
+                ),
+                verified=bool(cases.verified.any()),
+                crossover_plot=plots.crossover(
+                    shown, sizes, colors, f"{machine}: {dtype}, time against kernel size"
+                )
+                if sizes and fft
+                else None,
+                crossover_sizes=sizes,
+                crossover_dtype=dtype,
+                crossover=pivot(
+                    crossing,
+                    ["dtype", "size"],
+                    _crossover_cell,
+                    column="kernel",
+                    label=lambda k: f"{k}x{k} kernel",
+                )
+                if not crossing.empty
+                else None,
+                fft_results=fft,
+            )
+        )
+    return views
+
+
+@dataclass(frozen=True)
+class PairView:
+    """Machine ``a`` against machine ``b``: what differs between their environments, how each
+    was measured, and the ratio of their times per backend and case (None: no case ran on
+    both)."""
+
+    a: str
+    b: str
+    differences: Table
+    measured: Table
+    ratios: Table | None
+    cases: int
+    tied: int
+    noisy: int
+
+
+def _measured(model: Model, machines: Sequence[str]) -> Table:
+    rows = []
+    for machine in machines:
+        found = model.trust[model.trust.machine == machine]
+        if found.empty:
+            rows.append([machine, *[Cell(MISSING, "num")] * 4])
+            continue
+        r = next(found.itertuples())
+        load = (
+            "not recorded"
+            if not r.load_recorded
+            else f"at most {r.most_other_cores:.2f} cores (recorded for {r.load_recorded})"
+        )
+        rows.append(
+            [
+                machine,
+                Cell(str(r.timings), "num"),
+                Cell(str(r.noisy), "num noisy" if r.noisy else "num"),
+                load,
+                known(r.threads),
+            ]
+        )
+    header = ["machine", "timings", "noisy", "other processes while measured", "threads recorded"]
+    return table(header, rows)
+
+
+def _ratio_cell(r) -> Cell:
+    text = f"{ratio_text(r.ratio, r.tied)} ({_percent(r.spread_a)} | {_percent(r.spread_b)})"
+    why = "; ".join(w for w in (r.why_noisy_a, r.why_noisy_b) if w)
+    return trusted(text, r.noisy, why)
+
+
+def machines_section(model: Model) -> list[PairView]:
+    views = []
+    for a, b in model.machine_pairs:
+        ratios = model.ratios[(model.ratios.machine_a == a) & (model.ratios.machine_b == b)]
+        differences = model.differences[(a, b)]
+        views.append(
+            PairView(
+                a=a,
+                b=b,
+                differences=table(
+                    ["what differs", a, b],
+                    ([r.fact, r.a, r.b] for r in differences.itertuples()),
+                ),
+                measured=_measured(model, (a, b)),
+                ratios=pivot(ratios, ["backend", "dtype", "kernel"], _ratio_cell)
+                if not ratios.empty
+                else None,
+                cases=len(ratios),
+                tied=int(ratios.tied.eq(True).sum()),
+                noisy=int(ratios.noisy.sum()),
+            )
+        )
+    return views
 
 
 def backends_section(model: Model) -> Table:
@@ -510,6 +858,7 @@ def templates() -> jinja2.Environment:
     environment.filters["seconds"] = format_seconds
     environment.filters["plural"] = _plural
     environment.tests["known"] = lambda value: not _missing(value)
+    environment.tests["flagged"] = _flagged
     return environment
 
 
@@ -526,6 +875,11 @@ def page(model: Model) -> str:
             glance=glance(model),
             machines=[machine_section(model, m, colors) for m in model.machines],
             gpu=gpu_section(model, colors),
+            use_this=use_this_section(model, colors),
+            wide_spread=WIDE_SPREAD,
+            min_samples=MIN_SAMPLES,
+            busy_cores=BUSY_CORES,
+            pairs=machines_section(model),
             settings=settings_section(model),
             agreement=agreement_section(model),
             backends=backends_section(model),

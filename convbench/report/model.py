@@ -7,6 +7,7 @@ never because two sections computed it twice.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,12 @@ class Model:
     GB/s and where it comes from; ``counts`` counts ``results`` by status, the one count of
     skipped and failed results on the page. ``problems`` are what could not be used as it stood
     and ``impossible`` the values set aside (``results.Loaded``): the page lists both.
+
+    ``timings`` is every timing with its trust and ``trust`` its count per machine;
+    ``machine_pairs`` every pair of machines (sorted), with ``ratios`` (``machine_ratios`` of
+    every pair, one frame) and ``differences`` (``environment_diff`` of each pair);
+    ``ceilings`` and ``roofline`` each CPU's roofline and every CPU result under it;
+    ``use_this`` the backend to use per case and ``crossover`` direct against FFT methods.
     """
 
     results: pd.DataFrame
@@ -42,6 +49,15 @@ class Model:
     backends: pd.DataFrame
     not_run: pd.DataFrame
     counts: tables.Counts
+    timings: pd.DataFrame
+    trust: pd.DataFrame
+    machine_pairs: list[tuple[str, str]]
+    ratios: pd.DataFrame
+    differences: Mapping[tuple[str, str], pd.DataFrame]
+    ceilings: pd.DataFrame
+    roofline: pd.DataFrame
+    use_this: pd.DataFrame
+    crossover: pd.DataFrame
     problems: tuple[Problem, ...]
     impossible: pd.DataFrame
     generated: str = ""
@@ -60,11 +76,22 @@ def build_model(
     times = tables.op_times(results)
     floors = {machine: floor for machine, (floor, _) in bandwidth.items()}
     pairs = tables.cpu_vs_gpu(results, times)
+    machines = sorted(results.machine.unique())
+    machine_pairs = list(itertools.combinations(machines, 2))
+    timed = set(times.machine)
+    ratios = [
+        tables.machine_ratios(results, a, b, times)
+        for a, b in machine_pairs
+        if a in timed and b in timed
+    ]
+    ceilings = tables.ceilings(times, environments, floors)
+    agreement = tables.agreement(results)
+    timings = tables.timings(results)
     return Model(
         results=results,
         environments=environments,
         bandwidth=bandwidth,
-        machines=sorted(results.machine.unique()),
+        machines=machines,
         times=times,
         fastest=tables.fastest(times),
         throughput=tables.throughput(times, floors),
@@ -72,10 +99,24 @@ def build_model(
         pairs=pairs,
         losses=tables.gpu_losses(pairs),
         settings=tables.settings_sweep(results),
-        agreement=tables.agreement(results),
+        agreement=agreement,
         backends=tables.backends(results),
         not_run=tables.not_run(results, environments),
         counts=tables.counts(results),
+        timings=timings,
+        trust=tables.timing_trust(timings),
+        machine_pairs=machine_pairs,
+        ratios=pd.concat(ratios, ignore_index=True)
+        if ratios
+        else pd.DataFrame(columns=tables.RATIO_COLUMNS),
+        differences={
+            (a, b): tables.environment_diff(environments.get(a), environments.get(b))
+            for a, b in machine_pairs
+        },
+        ceilings=ceilings,
+        roofline=tables.roofline_points(times, environments, ceilings),
+        use_this=tables.use_this(times, agreement),
+        crossover=tables.crossover(times),
         problems=tuple(problems),
         impossible=pd.DataFrame(columns=IMPOSSIBLE) if impossible is None else impossible,
         generated=generated,

@@ -16,7 +16,10 @@ backend when the environment was collected) when a case has no record, and the f
 that results older than the records may have (``convbench.failures``), for failure reasons only.
 
 asv stores a skipped case (setup raised ``NotImplementedError``) as NaN and a failed one as null:
-they become rows with ``status`` "skipped" or "failed", never dropped.
+they become rows with ``status`` "skipped" or "failed", never dropped. Of a timing, asv also
+keeps its quartiles, its 99% confidence interval and its number of samples (``q25``, ``q75``,
+``ci_low``, ``ci_high``, ``samples``); how busy the machine was and the threads used come from the
+case's record where it says (``TRUST``), and are unknown otherwise.
 
 Nothing under a results dir is taken to be well formed, and nothing is lost without a word: each
 ``Problem`` names its file and says what was done instead. A file that cannot be read is skipped
@@ -67,6 +70,10 @@ PARAM_CHECKS = {
         for name in ("size", "kernel", "batch")
     },
 }
+# What a record may say of how its case was measured (``convbench.timing.Measurement.facts``
+# names): the cores other processes kept busy meanwhile, the threads the op was given and those
+# it kept busy. Records written before the suites recorded them lack them: unknown.
+TRUST = ("other_cores", "threads", "busy_threads")
 KIND_BY_PREFIX = {"time": ("time", "seconds"), "peakmem": ("memory", "bytes")}
 # What a value stored for each kind of benchmark can be when it was measured (NaN and null being
 # asv's skip and failure); the convolution suites' "track" benchmarks track an error, max_rel.
@@ -95,11 +102,16 @@ COLUMNS = [
     "value",
     "q25",
     "q75",
+    "ci_low",
+    "ci_high",
+    "samples",
     "status",
     "reason",
     "recorded",
     *records.FACTS,
+    *TRUST,
 ]
+FLOATS = ["value", "q25", "q75", "ci_low", "ci_high", "samples", "tolerance", *TRUST]
 IMPOSSIBLE = ["machine", "file", "benchmark", "case", "value", "why"]
 # Stored values in a problem's one line: long strings and containers cut short.
 SHORT = reprlib.Repr()
@@ -140,6 +152,8 @@ TEXT: Check = (lambda v: isinstance(v, str), "text")
 OBJECT: Check = (lambda v: isinstance(v, dict), "an object")
 FLAG: Check = (lambda v: isinstance(v, bool), "true or false")
 POSITIVE: Check = (lambda v: _real(v) and math.isfinite(v) and v > 0, "a positive number")
+NOT_NEGATIVE: Check = (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a number >= 0")
+COUNT: Check = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a count")
 RECORD_FIELDS: dict[str, Check] = {
     "backend": TEXT,
     "setting": TEXT,
@@ -147,6 +161,9 @@ RECORD_FIELDS: dict[str, Check] = {
     "status": (lambda v: v in records.STATUSES, f"one of {list(records.STATUSES)}"),
     "reason": TEXT,
     **{name: POSITIVE if name == "tolerance" else TEXT for name in records.FACTS},
+    "other_cores": NOT_NEGATIVE,
+    "threads": COUNT,
+    "busy_threads": COUNT,
 }
 ENVIRONMENT_FIELDS: dict[str, Check] = {
     "machine": TEXT,
@@ -474,10 +491,15 @@ def _row(
         "value": float(value) if status == "ok" else math.nan,
         "q25": _statistic(stat, "q_25"),
         "q75": _statistic(stat, "q_75"),
+        # asv's 99% confidence interval of the median, and its number of samples.
+        "ci_low": _statistic(stat, "ci_99_a"),
+        "ci_high": _statistic(stat, "ci_99_b"),
+        "samples": _statistic(stat, "repeat"),
         "status": status,
         "reason": reason,
         "recorded": record is not None,
         **facts,
+        **{name: (record or {}).get(name) for name in TRUST},
     }
 
 
@@ -576,7 +598,7 @@ def read_results(results_dir: str | Path) -> Loaded:
         )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return Loaded(
-        results=frame.astype({"value": float, "q25": float, "q75": float, "tolerance": float}),
+        results=frame.astype({name: float for name in FLOATS}),
         environments=environments,
         impossible=impossible,
         problems=tuple(reader.problems),
