@@ -102,10 +102,12 @@ class BlockClock:
         return self.per_op
 
     def block(self) -> None:
+        """Run one block and add its seconds per op to the reading."""
         if self.blocks == 1 and self.inner is None:
             self.inner = calibrate(self.fn, self.wait, cold=False)
-        inner = self.inner or 1
-        fn, start = self.fn, time.perf_counter()
+        inner, fn = self.inner or 1, self.fn
+        self.wait()  # work launched before the block (an upload) is not the block's
+        start = time.perf_counter()
         for _ in range(inner):
             fn()
         self.wait()
