@@ -162,10 +162,15 @@ def _explain_layer(
         image, kernel = image[None, None], kernel[None, None]
         arrays = {side: x[None, None] if x.ndim == 2 else x for side, x in arrays.items()}
     check_shapes(image.shape, kernel.shape, spec)
-    search = LayerSearch(image.astype(np.float64), kernel.astype(np.float64), spec)
-    wide = {side: x.astype(np.float64) for side, x in arrays.items()}
-    located = {side: search.locate(x) for side, x in wide.items()}
-    found = layer.related(located, wide, search.geometry)
+    search = LayerSearch(image, kernel.astype(np.float64), spec)
+    located = {side: search.locate(x) for side, x in arrays.items()}
+    # The first image of each in float64: what the precision is judged on (a batch of a layer's
+    # outputs in float64 would be hundreds of MiB).
+    first = {side: x[:1].astype(np.float64) for side, x in arrays.items()}
+    shapes = {side: x.shape for side, x in arrays.items()}
+    found = layer.related(
+        located, shapes, {side: x[0] for side, x in first.items()}, search.geometry
+    )
     if found is not None:
         fits, relation = found
         left = layer.residual(arrays, fits, search.terms)
@@ -180,10 +185,12 @@ def _explain_layer(
             message=words,
             padding=relation.padding,
         )
-    equal = message.plainly_equal(arrays, wide, search.terms)
+    # Rarely reached (results that are no candidate of this layer): the whole arrays compared.
+    whole = {side: x.astype(np.float64) for side, x in arrays.items()}
+    equal = message.plainly_equal(arrays, whole, search.terms)
     if equal is not None:
         return _without_structure(True, *equal)
-    words = message.layer_unexplained(arrays, wide, located, search)
+    words = message.layer_unexplained(arrays, first, located, search)
     return _without_structure(False, "unknown", words)
 
 

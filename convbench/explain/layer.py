@@ -148,7 +148,8 @@ class LayerLocated:
 
 
 class LayerSearch:
-    """The candidates for one layer's image and kernel."""
+    """The candidates for one layer's image (as given: only the images the search reads are
+    converted) and float64 kernel."""
 
     def __init__(self, image: np.ndarray, kernel: np.ndarray, spec: ConvSpec) -> None:
         self.image = image
@@ -204,7 +205,8 @@ class LayerSearch:
         kh, kw = kernel.shape[-2:]
         r = rows[:, None] * sh + np.arange(kh) * dh - before[0]
         c = cols[:, None] * sw + np.arange(kw) * dw - before[1]
-        patch = self.image[images][:, :, np.clip(r, 0, h - 1)][..., np.clip(c, 0, w - 1)]
+        chosen = self.image[images].astype(np.float64)
+        patch = chosen[:, :, np.clip(r, 0, h - 1)][..., np.clip(c, 0, w - 1)]
         inside = ((r >= 0) & (r < h))[:, :, None, None] & ((c >= 0) & (c < w))[None, None]
         # (image, channel, row, tap row, column, tap column); where() rather than a product, so
         # that a NaN of the image outside a window does not reach it.
@@ -226,7 +228,7 @@ class LayerSearch:
             dilation=self.geometry.dilation,
             groups=self.geometry.groups,
         )
-        image = self.image[:1]
+        image = self.image[:1].astype(np.float64)
         widths = [(0, 0), (0, 0)]
         for axis in (0, 1):
             least, _ = self.geometry.after(axis, padding[axis][0], outputs[axis])
@@ -237,7 +239,8 @@ class LayerSearch:
         return reference(padded, self.kernels[name], spec)[0]
 
     def locate(self, result: np.ndarray) -> LayerLocated:
-        """Every candidate that reproduces the float64 ``result``, and the closest one."""
+        """Every candidate that reproduces ``result`` (any real dtype; only the outputs the
+        search reads are converted to float64), and the closest one."""
         problem = self.shape_problem(result.shape)
         if problem:
             return LayerLocated([], None, problem)
@@ -245,8 +248,9 @@ class LayerSearch:
         per_axis = [self.geometry.befores(axis, outputs[axis]) for axis in (0, 1)]
         positions = self.screen_positions(result.shape)
         images, channels, rows, cols = positions
-        sample = result[np.ix_(images, channels, rows, cols)]
-        scale = max_abs(result)
+        sample = result[np.ix_(images, channels, rows, cols)].astype(np.float64)
+        first = result[0].astype(np.float64)
+        scale = max_abs(first)
         screened = []
         for name in self.kernels:
             for befores in itertools.product(*per_axis):
@@ -257,7 +261,7 @@ class LayerSearch:
         screened.sort(key=lambda fit: (fit.error, LAYER_ORIENTATIONS.index(fit.orientation)))
         closest = screened[0]
         hopeful = [fit for fit in screened[:_MOST_VERIFIED] if fit.error <= self.cap]
-        verified = [self._verify(result, fit, outputs) for fit in (hopeful or [closest])]
+        verified = [self._verify(first, fit, outputs) for fit in (hopeful or [closest])]
         best = min(verified, key=lambda fit: fit.error)
         limit = min(self.cap, max(4 * best.error, self.floor))
         fits = [
@@ -274,9 +278,10 @@ class LayerSearch:
         fits.sort(key=lambda fit: LAYER_ORIENTATIONS.index(fit.orientation))
         return LayerLocated(fits, best)
 
-    def _verify(self, result: np.ndarray, fit: LayerFit, outputs: tuple[int, int]) -> LayerFit:
+    def _verify(self, first: np.ndarray, fit: LayerFit, outputs: tuple[int, int]) -> LayerFit:
+        """The candidate compared with the result's first image (``first``, float64)."""
         values = self.full(fit.orientation, fit.padding, outputs)
-        return LayerFit(fit.orientation, fit.padding, rel_error(result[0], values), values)
+        return LayerFit(fit.orientation, fit.padding, rel_error(first, values), values)
 
 
 def convention(fit: LayerFit, geometry: Geometry, outputs: tuple[int, int]) -> str | None:
@@ -335,21 +340,22 @@ class LayerRelation:
 
 def related(
     located: dict[str, LayerLocated],
-    wide: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int, ...]],
+    first: dict[str, np.ndarray],
     geometry: Geometry,
 ) -> tuple[dict[str, LayerFit], LayerRelation] | None:
     """The fits of 'actual' and 'expected' related by the fewest differences, and how; None when
-    a side has no fit or is its fit rescaled. ``wide``: the two results in float64."""
+    a side has no fit or is its fit rescaled. ``shapes``: the two results' shapes; ``first``:
+    their first images in float64."""
     fits_a, fits_e = located["actual"].fits, located["expected"].fits
     if not (fits_a and fits_e):
         return None
-    shapes = {side: x.shape for side, x in wide.items()}
     fa, fe = min(
         ((fa, fe) for fa in fits_a for fe in fits_e),
         key=lambda pair: LayerRelation.between(*pair, geometry, shapes).cost(),
     )
     fits = {"actual": fa, "expected": fe}
-    if any(scaled(wide[side][0], fit) is not None for side, fit in fits.items()):
+    if any(scaled(first[side], fit) is not None for side, fit in fits.items()):
         return None
     return fits, LayerRelation.between(fa, fe, geometry, shapes)
 
