@@ -88,6 +88,11 @@ def model(frame, environments):
     return build_model(frame, environments, bandwidths(environments, list(MACHINES), None))
 
 
+# The tables of the newer sections: computed once, or once per pair of machines.
+ONCE_EACH = ("timings", "timing_trust", "ceilings", "roofline_points", "use_this", "crossover")
+ONCE_PER_PAIR = ("machine_ratios", "environment_diff")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, collections.Counter]:
     """The report of the fixture, and how often each table was computed while building it."""
@@ -106,6 +111,8 @@ def built(tmp_path_factory) -> tuple[Path, collections.Counter]:
         for name in ("op_times", "fastest", "throughput", "cpu_vs_gpu", "gpu_losses"):
             patch.setattr(tables, name, counted(name, getattr(tables, name)))
         for name in ("settings_sweep", "agreement", "not_run", "counts", "backends"):
+            patch.setattr(tables, name, counted(name, getattr(tables, name)))
+        for name in (*ONCE_EACH, *ONCE_PER_PAIR):
             patch.setattr(tables, name, counted(name, getattr(tables, name)))
         index = build_report(FIXTURE, out, measure=None)
     assert index == out / "index.html"
@@ -449,8 +456,10 @@ def test_page_is_self_contained(page):
 
 def test_every_table_is_computed_once_per_report(built):
     _, calls = built
+    pairs = len(MACHINES) * (len(MACHINES) - 1) // 2
+    assert {name: calls.pop(name) for name in ONCE_PER_PAIR} == dict.fromkeys(ONCE_PER_PAIR, pairs)
     assert set(calls.values()) == {1}, calls
-    assert len(calls) == 10
+    assert len(calls) == 10 + len(ONCE_EACH)
 
 
 def test_page_holds_the_fixture_numbers(page):

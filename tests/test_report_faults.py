@@ -619,6 +619,8 @@ def test_machine_names_are_shown_as_written_in_the_page_and_its_figures(copy):
     assert f">{MATHTEXT}: time per op (lower is better)</text>" in page
     assert f">{escaped}: time per op (lower is better)</text>" in page
     assert f"torch-cuda@{escaped} vs torch-cpu@{MATHTEXT}, k=3 float32</text>" in page
+    assert f">{escaped}: roofline of its CPU</text>" in page
+    assert f"<h3>{MATHTEXT} vs {escaped}</h3>" in page
 
 
 # --- convbench report ---------------------------------------------------------------------
@@ -627,8 +629,8 @@ def test_machine_names_are_shown_as_written_in_the_page_and_its_figures(copy):
 @pytest.fixture
 def quick_figures(monkeypatch):
     """Figures drawn as empty SVGs: these tests are about what is said, not what is drawn."""
-    monkeypatch.setattr(plots, "time_vs_size", lambda *args: "<svg></svg>")
-    monkeypatch.setattr(plots, "speedups", lambda *args: "<svg></svg>")
+    for name in ("time_vs_size", "speedups", "roofline", "crossover"):
+        monkeypatch.setattr(plots, name, lambda *args: "<svg></svg>")
 
 
 def test_report_command_warns_of_each_problem_and_writes_the_page(copy, tmp_path, quick_figures):

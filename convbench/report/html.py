@@ -294,9 +294,9 @@ BOUND_WORDS = {
 def _roof_cell(r) -> Cell:
     text = f"{r.gflops:.3g} GFLOP/s"
     if _missing(r.of_bound):
-        return trusted(text, r.noisy)
+        return trusted(text, r.noisy, r.why_noisy)
     share = f"{r.of_bound:.0%} {BOUND_WORDS.get(r.limit, r.limit)}"
-    found = trusted(f"{text} ({r.of_bound:.0%})", r.noisy)
+    found = trusted(f"{text} ({r.of_bound:.0%})", r.noisy, r.why_noisy)
     return dataclasses.replace(found, title="; ".join(t for t in (share, found.title) if t))
 
 

@@ -662,6 +662,7 @@ def roofline_points(
                 **{name: getattr(row, name) for name in CASE},
                 "seconds": row.seconds,
                 "noisy": row.noisy,
+                "why_noisy": row.why_noisy,
                 "arithmetic": row.arithmetic,
                 "intensity": work.intensity,
                 "gflops": gflops,
@@ -670,8 +671,8 @@ def roofline_points(
                 "limit": limit,
             }
         )
-    columns = ["machine", *CASE, "seconds", "noisy", "arithmetic", "intensity", "gflops"]
-    return pd.DataFrame(rows, columns=[*columns, "bound", "of_bound", "limit"])
+    columns = ["machine", *CASE, "seconds", "noisy", "why_noisy", "arithmetic", "intensity"]
+    return pd.DataFrame(rows, columns=[*columns, "gflops", "bound", "of_bound", "limit"])
 
 
 # --- The fastest way ---------------------------------------------------------------------------
