@@ -31,12 +31,30 @@ How:
   run could not write its output (the driver was killed, the disk is full): it holds every case
   that finished. SIGINT and SIGTERM stop a sweep between two waits of the driver: the case in
   flight is abandoned, every finished one is written.
+- **Fair threads.** A case of a CPU backend runs with a stated thread count (``Case.threads``;
+  None: every core this process may use, ``convbench.threads.default_threads``), the same for
+  every CPU backend: the worker is started with that count in its environment
+  (``convbench.threads.thread_env``: TensorFlow and XLA fix theirs when they start, so each
+  thread count has a worker of its own) and sets it through the backend's library before
+  ``prepare`` (``convbench.threads.set_threads``); the count read back is what the timing
+  records. A GPU backend's host threads are not what is measured: no count is set or recorded.
+- **Trust.** Every timing carries the facts of ``convbench.timing.Measurement.facts``: its
+  spread, confidence interval and sample count, the load other processes put on the machine
+  meanwhile, the threads given and those kept busy, and ``noisy`` with the reasons. With
+  ``remeasure``, ``run_sweep`` times the noisy cases once more after the others (``merge_passes``
+  says which pass is reported and keeps both).
 
 Record fields (one flat row per case): the case (``backend``, ``size``, ``kernel``, ``dtype``,
 ``batch``, ``op``, ``mode``, ``boundary``), ``status`` (``STATUSES``), ``reason`` (why a case is
 not ok; None when it is), the facts of ``convbench.records.FACTS`` (None where the backend could
-not give them), and for a case that ran: ``median_s``, ``q25_s``, ``q75_s``, ``spread``,
-``number``, ``samples``, ``gb_per_s``, ``max_rel``, ``max_abs``, ``rel_l2``, ``ok``, ``warning``.
+not give them), ``threads_asked`` (the thread count the case asked of a CPU backend; None on a
+GPU), and for a case that ran: the facts of ``Measurement.facts`` (``median_s``, ``q25_s``,
+``q75_s``, ``spread``, ``ci_low_s``, ``ci_high_s``, ``samples``, ``number``, ``overhead``,
+``threads`` (in force, read back from the library; None where it has no thread control),
+``busy_threads``, ``other_cores``, ``cores``, ``load_average_start``, ``load_average_end``,
+``noisy``, ``noisy_reasons`` ('; '-joined, '' when trusted)), ``gb_per_s``, ``max_rel``,
+``max_abs``, ``rel_l2``, ``ok``, ``warning`` (the noisy reasons and a thread count the op
+exceeded), and ``passes`` (1, or 2 when re-measured; ``merge_passes`` names the fields of each).
 """
 
 from __future__ import annotations
@@ -73,6 +91,7 @@ from convbench.reference import reference
 from convbench.registry import get_backend
 from convbench.spec import ConvSpec, numpy_dtype
 from convbench.suite import make_inputs
+from convbench.threads import default_threads, set_threads, thread_env
 from convbench.timing import Measurement, Task, Timer
 
 # "unsupported": the backend (or this machine) cannot do the case: a dtype it lacks, an absent
@@ -90,7 +109,8 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 @dataclass(frozen=True)
 class Case:
-    """One combination of the sweep, for one backend."""
+    """One combination of the sweep, for one backend; ``threads``: the thread count a CPU
+    backend is given (None: ``default_threads()``; a GPU backend ignores it)."""
 
     backend: str
     size: int
@@ -98,10 +118,15 @@ class Case:
     dtype: str
     batch: int
     spec: ConvSpec
+    threads: int | None = None
 
     def __str__(self) -> str:
         batch = f",batch={self.batch}" if self.batch > 1 else ""
-        return f"{self.backend}[size={self.size},kernel={self.kernel},dtype={self.dtype}{batch}]"
+        threads = "" if self.threads is None else f",threads={self.threads}"
+        return (
+            f"{self.backend}[size={self.size},kernel={self.kernel},dtype={self.dtype}"
+            f"{batch}{threads}]"
+        )
 
     @property
     def inputs_key(self) -> tuple:
@@ -157,19 +182,34 @@ def build_cases(
     dtypes: Iterable[str],
     batch: int,
     spec: ConvSpec,
+    threads: Sequence[int] = (),
 ) -> list[Case]:
-    """Cases ordered so that those sharing inputs (and the reference) are adjacent."""
+    """Cases ordered so that those sharing inputs (and the reference) are adjacent. With
+    ``threads``, every CPU backend's case once per thread count (a worker each: grouped by
+    count, in the order given) and a GPU backend's once, in the first group, without one;
+    without, every case has ``threads`` None."""
     backends = list(backends)
+    combos = list(itertools.product(sizes, kernels, dtypes))
+    if not threads:
+        return [Case(b, s, k, d, batch, spec) for s, k, d in combos for b in backends]
+    on_cpu = {name: get_backend(name).device_kind == "cpu" for name in backends}
     return [
-        Case(b, s, k, d, batch, spec)
-        for s, k, d in itertools.product(sizes, kernels, dtypes)
+        Case(b, s, k, d, batch, spec, count if on_cpu[b] else None)
+        for group, count in enumerate(threads)
+        for s, k, d in combos
         for b in backends
+        if on_cpu[b] or group == 0
     ]
+
+
+# What the worker knows of a case before the backend starts: the backend's facts and the thread
+# count the case asks of it.
+CASE_FACTS = (*FACTS, "threads_asked")
 
 
 def not_run(case: Case, status: str, reason: str, facts: dict | None = None) -> Outcome:
     """The record of a case that did not run to the end, with why."""
-    known = {name: (facts or {}).get(name) for name in FACTS}
+    known = {name: (facts or {}).get(name) for name in CASE_FACTS}
     return Outcome({**case.fields(), **known, "status": status, "reason": reason})
 
 
@@ -196,13 +236,14 @@ def refusal(backend: Backend, case: Case) -> str | None:
 
 @dataclass(frozen=True)
 class Job:
-    """What the driver sends the worker: one case, how to make its inputs and measure it, and
-    whether to send the host result back."""
+    """What the driver sends the worker: one case, how to make its inputs and measure it, the
+    thread count a CPU backend gets (the worker's), and whether to send the host result back."""
 
     case: Case
     seed: int
     min_run_time: float
     keep_output: bool
+    threads: int
 
 
 @dataclass(frozen=True)
@@ -228,35 +269,50 @@ def case_inputs(inputs_key: tuple, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return _INPUTS[inputs_key, seed]
 
 
-def case_facts(backend: Backend, case: Case) -> dict[str, Any]:
+def case_facts(backend: Backend, case: Case, threads: int) -> dict[str, Any]:
     """``backend_facts`` of this case (its tolerance depends on the backend's arithmetic, direct
-    or FFT, and on the shapes)."""
-    return backend_facts(backend, case.dtype, case.image_shape, case.kernel_shape)
+    or FFT, and on the shapes) and ``threads_asked``: ``threads`` for a CPU backend, None for a
+    GPU one."""
+    on_cpu = backend.device_kind == "cpu"
+    return {
+        **backend_facts(backend, case.dtype, case.image_shape, case.kernel_shape),
+        "threads_asked": threads if on_cpu else None,
+    }
+
+
+def give_threads(backend: Backend, threads: int | None) -> int | None:
+    """Run ``backend``'s library with ``threads`` threads (``convbench.threads.set_threads``);
+    the count in force, read back. None when no count is asked (a GPU backend) or the library
+    has no thread control here (a plugin's own library): then the count is not known."""
+    from convbench.backends.threads import CONTROLS  # the worker's: it imports frameworks
+
+    if threads is None or backend.library not in CONTROLS:
+        return None
+    return set_threads(backend.library, threads)
 
 
 def ran(case: Case, facts: dict, measurement: Measurement, agree: Agreement, outputs: int) -> dict:
-    """The record of a case that ran."""
+    """The record of a case that ran: the case, the backend's facts, the measurement's facts
+    (``Measurement.facts``, its noisy reasons '; '-joined for a flat table) and the agreement."""
     # The least traffic any implementation has: read image and kernel once, write the output.
     itemsize = numpy_dtype(case.dtype).itemsize
     moved = itemsize * (math.prod(case.image_shape) + case.kernel**2 + outputs)
+    timing = measurement.facts()
     return {
         **case.fields(),
         **facts,
         "tolerance": agree.tolerance,
         "status": "ok" if agree.ok else "mismatch",
         "reason": None if agree.ok else str(agree),
-        "median_s": measurement.median,
-        "q25_s": measurement.q25,
-        "q75_s": measurement.q75,
-        "spread": measurement.spread,
-        "number": measurement.number,
-        "samples": len(measurement.raw_times),
+        **timing,
+        "noisy_reasons": "; ".join(timing["noisy_reasons"]),
         "gb_per_s": moved / measurement.median / 1e9 if measurement.median > 0 else None,
         "max_rel": agree.max_rel,
         "max_abs": agree.max_abs,
         "rel_l2": agree.rel_l2,
         "ok": bool(agree.ok),
         "warning": "; ".join(measurement.warnings),
+        "passes": 1,
     }
 
 
@@ -269,15 +325,17 @@ def attempt(job: Job, tell: Callable[[Facts], object]) -> Outcome:
         backend = get_backend(case.backend)
     except Exception as error:  # a plugin that fails to load fails its cases only
         return failure(case, error)
-    facts = case_facts(backend, case)
+    facts = case_facts(backend, case, job.threads)
     tell(Facts(facts))
     try:
         refused = refusal(backend, case)
         if refused:
             return not_run(case, "unsupported", refused, facts)
         image, kernel, ref = case_inputs(case.inputs_key, job.seed)
+        # Before prepare: TensorFlow fixes its count at its first op.
+        given = give_threads(backend, facts["threads_asked"])
         prepared = backend.prepare(image, kernel, case.spec)
-        timer = Timer.of(prepared, Task(case.backend, str(case)))
+        timer = Timer.of(prepared, Task(case.backend, str(case), threads=given))
         measurement = timer.blocked_autorange(job.min_run_time)
         output = prepared.result()
         agree = agreement_for(backend, output, ref, image, kernel, case.spec)
@@ -359,10 +417,12 @@ class Worker:
     A plain child interpreter (``WORKER``) rather than a multiprocessing one: it never imports
     the caller's main module, so a script without a ``__main__`` guard can run a sweep, and it
     starts without the caller's imports. It gets the caller's ``sys.path`` (kept in
-    ``started_with``) and environment as they were at its start."""
+    ``started_with``) and environment as they were at its start, with every library's start-up
+    thread count set to ``threads`` (``thread_env``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int) -> None:
         self.started_with = tuple(sys.path)
+        self.threads = threads
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
         self._lock = threading.Lock()
@@ -375,7 +435,7 @@ class Worker:
                 [sys.executable, "-c", WORKER, str(theirs.fileno()), str(os.getpid())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": path},
+                env=thread_env(self.threads, {**os.environ, "PYTHONPATH": path}),
             )
         self._connection = Connection(ours.detach())
 
@@ -447,15 +507,16 @@ def _end_shared_worker() -> None:
         _WORKER.kill()
 
 
-def shared_worker() -> Worker:
-    """This process's worker, kept from one sweep to the next (a framework is imported once per
-    process, as it would be without isolation) while ``sys.path`` is as it was at its start (a
-    plugin added to the path needs a new worker); a new one otherwise."""
+def shared_worker(threads: int) -> Worker:
+    """This process's worker for ``threads`` threads, kept from one case and one sweep to the
+    next (a framework is imported once per process, as it would be without isolation) while
+    ``sys.path`` is as it was at its start (a plugin added to the path needs a new worker); a
+    new one otherwise, and for another thread count (the one before is ended: one at a time)."""
     global _WORKER
-    if _WORKER is None or _WORKER.started_with != tuple(sys.path):
+    if _WORKER is None or (_WORKER.started_with, _WORKER.threads) != (tuple(sys.path), threads):
         if _WORKER is not None:
             _WORKER.kill()
-        _WORKER = Worker()
+        _WORKER = Worker(threads)
     return _WORKER
 
 
@@ -469,17 +530,18 @@ def sweep(
 ) -> Iterator[tuple[Case, Outcome]]:
     """Each case and its outcome, in order, as each finishes; ``announce(case)`` is called as a
     case starts. Ends early, without the case in flight, when ``stop`` is set. The backends run
-    in ``shared_worker()``; ``keep_output``: each outcome carries the backend's host result."""
+    in ``shared_worker`` of the case's thread count (``default_threads()`` when it has none);
+    ``keep_output``: each outcome carries the backend's host result."""
     options = options or SweepOptions()
     stop = stop or Stop()
-    worker = shared_worker()
     for case in cases:
         if stop.signal is not None:
             return
         if announce is not None:
             announce(case)
-        job = Job(case, options.seed, options.min_run_time, keep_output)
-        outcome = worker.run(job, options.case_timeout, stop)
+        threads = case.threads or default_threads()
+        job = Job(case, options.seed, options.min_run_time, keep_output, threads)
+        outcome = shared_worker(threads).run(job, options.case_timeout, stop)
         if outcome is None:
             return
         yield case, outcome
@@ -608,6 +670,55 @@ class Output:
         self.stream.unlink(missing_ok=True)
 
 
+# What each pass of a re-measured case keeps, as ``pass1_<name>`` and ``pass2_<name>``.
+PASS_FIELDS = (
+    "status",
+    "median_s",
+    "q25_s",
+    "q75_s",
+    "spread",
+    "samples",
+    "other_cores",
+    "noisy",
+    "noisy_reasons",
+)
+
+
+def needs_remeasure(record: dict[str, Any]) -> bool:
+    """Whether a case's record is a timing marked noisy: worth a second pass."""
+    return record["status"] in ("ok", "mismatch") and bool(record.get("noisy"))
+
+
+def merge_passes(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """One record of a case timed twice. Its own fields are those of the pass reported: the
+    second when it ran and is not noisy, or when both are noisy and it is the faster
+    (interference from other work only ever adds time, so the faster median is the nearer to
+    the op's own); else the first. Both passes' timings are kept as ``pass1_<name>`` and
+    ``pass2_<name>`` (``PASS_FIELDS``), ``passes`` is 2 and ``reported_pass`` says which pass
+    the record's own fields are."""
+    second_ran = second["status"] in ("ok", "mismatch")
+    faster = second_ran and second["median_s"] < first["median_s"]
+    reported, number = (second, 2) if second_ran and (not second["noisy"] or faster) else (first, 1)
+    passes = {
+        f"pass{n}_{name}": record.get(name)
+        for n, record in ((1, first), (2, second))
+        for name in PASS_FIELDS
+    }
+    return {**reported, **passes, "passes": 2, "reported_pass": number}
+
+
+@dataclass(frozen=True)
+class Step:
+    """A case starting in ``run_sweep``: ``done`` cases have finished before it (in both
+    passes), ``planned`` are planned so far (the first pass, then the re-measured cases too)
+    and ``remeasure`` is True in the second pass."""
+
+    case: Case
+    done: int
+    planned: int
+    remeasure: bool = False
+
+
 @dataclass(frozen=True)
 class SweepRun:
     """What ``run_sweep`` left: the finished cases' outcomes, how many cases were planned, the
@@ -627,31 +738,62 @@ def run_sweep(
     cases: Sequence[Case],
     options: SweepOptions | None = None,
     output: Output | None = None,
-    announce: Callable[[Case], object] | None = None,
+    announce: Callable[[Step], object] | None = None,
     keep_output: bool = False,
+    remeasure: bool = False,
 ) -> SweepRun:
     """``sweep`` with nothing lost: each finished case streamed to ``output.stream``, all of them
     written to ``output.path`` at the end (also after SIGINT or SIGTERM, which stop the sweep
     cleanly). A stream that cannot be appended to stops the sweep: what finished is still
-    written to the output if it can be. OutputError when the stream cannot even be started."""
+    written to the output if it can be. OutputError when the stream cannot even be started.
+
+    ``remeasure``: once every case has run, the cases whose timing is noisy run once more, and
+    each record becomes ``merge_passes`` of its two (streamed again: in a stream, a case's later
+    line is the one that counts). ``announce(step)`` is called as each case starts."""
     outcomes: list[Outcome] = []
     problems: list[str] = []
+    finished = 0
+
+    def keep(record: dict[str, Any]) -> bool:
+        """Stream ``record``; False (and the problem said) when the stream cannot take it."""
+        nonlocal finished
+        finished += 1
+        if output is None:
+            return True
+        try:
+            output.append(record)
+        except OSError as error:
+            problems.append(
+                f"cannot append to {str(output.stream)!r}: {_why(error)}; "
+                f"the sweep stopped after {finished} cases"
+            )
+            return False
+        return True
+
+    def steps(planned: int, second: bool) -> Callable[[Case], object] | None:
+        if announce is None:
+            return None
+        return lambda case: announce(Step(case, finished, planned, second))
+
     with stop_signals() as stop:
         if output is not None:
             output.open_stream()
-        running = sweep(cases, options, stop=stop, announce=announce, keep_output=keep_output)
-        for _, outcome in running:
+        first = sweep(
+            cases, options, stop=stop, announce=steps(len(cases), False), keep_output=keep_output
+        )
+        for _, outcome in first:
             outcomes.append(outcome)
-            if output is None:
-                continue
-            try:
-                output.append(outcome.record)
-            except OSError as error:
-                problems.append(
-                    f"cannot append to {str(output.stream)!r}: {_why(error)}; "
-                    f"the sweep stopped after {len(outcomes)} cases"
-                )
+            if not keep(outcome.record):
                 break
+        noisy = [i for i, o in enumerate(outcomes) if needs_remeasure(o.record)]
+        if remeasure and noisy and not problems and stop.signal is None:
+            again = [cases[i] for i in noisy]
+            second = sweep(again, options, stop=stop, announce=steps(len(cases) + len(noisy), True))
+            for i, (_, outcome) in zip(noisy, second, strict=False):
+                earlier = outcomes[i]
+                outcomes[i] = Outcome(merge_passes(earlier.record, outcome.record), earlier.output)
+                if not keep(outcomes[i].record):
+                    break
         if output is not None:
             try:
                 output.finish([outcome.record for outcome in outcomes])

@@ -6,17 +6,24 @@ from __future__ import annotations
 from collections import namedtuple
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from convbench.cli import main
-from convbench.cli.compare_cmd import WITHIN_SPREAD, speed_cell
+from convbench.cli.compare_cmd import (
+    WITHIN_SPREAD,
+    ResultsSet,
+    compare_sets,
+    conclusion,
+    speed_cell,
+)
 from convbench.sweep import STREAM_SUFFIX, WRITERS
 
 FIXTURE = Path(__file__).parent / "data" / "results"
-QUICK = ["--min-run-time", "0.01"]
+QUICK = ["--min-run-time", "0.01", "--no-wait"]
 TINY = ["--size", "16", "--size", "24", "--kernel-size", "3"]
-Row = namedtuple("Row", "median_s_a q25_s_a q75_s_a median_s_b q25_s_b q75_s_b")
+Row = namedtuple("Row", "seconds_a seconds_b tied noisy")
 
 
 def invoke(*args: str):
@@ -29,19 +36,64 @@ def said(result) -> str:
 
 
 @pytest.mark.parametrize(
-    ("times_a", "times_b", "cell"),
+    ("row", "cell"),
     [
-        ((1.0, 0.9, 1.1), (12.0, 11.0, 13.0), "12x faster"),
-        ((12.0, 11.0, 13.0), (1.0, 0.9, 1.1), "12x slower"),
-        ((2.0, 1.9, 2.1), (3.0, 2.9, 3.1), "1.5x faster"),
-        ((1.0, 0.9, 1.1), (1.05, 1.0, 1.2), "~1.05x faster"),  # the quartiles overlap
-        ((1.05, 1.0, 1.2), (1.0, 0.9, 1.1), "~1.05x slower"),
-        ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0), "~same"),
-        ((float("nan"),) * 3, (1.0, 0.9, 1.1), "-"),
+        (Row(1.0, 12.0, False, False), "12x faster"),
+        (Row(12.0, 1.0, False, False), "12x slower"),
+        (Row(2.0, 3.0, False, False), "1.5x faster"),
+        (Row(1.0, 1.05, True, False), "~1.05x faster"),  # the quartiles overlap
+        (Row(1.05, 1.0, True, False), "~1.05x slower"),
+        (Row(1.0, 1.0, True, False), "~same"),
+        (Row(1.0, 12.0, False, True), "12x faster !"),  # either time is noisy
+        (Row(1.0, 1.05, True, True), "~1.05x faster !"),
+        (Row(1.0, 12.0, pd.NA, False), "12x faster"),  # no quartiles: not known to overlap
+        (Row(float("nan"), 1.0, None, False), "-"),
     ],
 )
-def test_speed_cell_says_how_many_times_faster_or_slower_a_is(times_a, times_b, cell):
-    assert speed_cell(Row(*times_a, *times_b)) == cell
+def test_speed_cell_says_how_many_times_faster_or_slower_a_is(row, cell):
+    assert speed_cell(row) == cell
+
+
+def times(threads: list[int | None], seconds: float, noisy: bool = False) -> pd.DataFrame:
+    """A results set's times: torch-cpu on one case at each thread count."""
+    rows = [
+        {"backend": "torch-cpu", "batch": 1, "size": 64, "kernel": 3, "dtype": "float32",
+         "threads": count, "seconds": seconds / (count or 1), "q25": seconds / (count or 1) * 0.99,
+         "q75": seconds / (count or 1) * 1.01, "spread": 0.02, "noisy": noisy,
+         "why_noisy": "wide spread: IQR is 30% of the median (> 10%)" if noisy else "", "ok": True}
+        for count in threads
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_two_thread_sweeps_are_lined_up_count_by_count():
+    frame = compare_sets(ResultsSet(times([1, 2, 4], 1.0)), ResultsSet(times([1, 2], 2.0)))
+    assert frame.threads.tolist() == [1, 2]
+    assert frame.ratio.tolist() == [0.5, 0.5]
+    assert frame.threads_a.tolist() == frame.threads_b.tolist() == [1, 2]
+
+
+def test_one_count_against_a_sweep_takes_each_sides_largest():
+    frame = compare_sets(ResultsSet(times([8], 1.0)), ResultsSet(times([1, 2], 2.0)))
+    assert (frame.threads_a.tolist(), frame.threads_b.tolist()) == ([8], [2])
+    assert frame.ratio.tolist() == [0.125] and frame.tied.tolist() == [False]
+
+
+def test_results_sets_without_a_shared_case_give_no_rows():
+    other = times([1], 1.0).assign(size=128)
+    assert compare_sets(ResultsSet(times([1], 1.0)), ResultsSet(other)).empty
+
+
+def test_the_conclusion_counts_wins_ties_and_noisy_rows():
+    rows = pd.DataFrame(
+        {"seconds_a": [1.0, 3.0, 1.0, 1.0], "seconds_b": [2.0, 1.0, 1.01, float("nan")],
+         "ratio": [0.5, 3.0, 1 / 1.01, float("nan")], "tied": [False, False, True, None],
+         "noisy": [True, False, False, False]}
+    )  # fmt: skip
+    assert conclusion(rows) == (
+        "of 3 cases timed on both, A is faster in 1, slower in 1, and within the spread (~) in "
+        "1; 1 rest on a noisy time (!): they may say more of the machine"
+    )
 
 
 def test_compare_two_backends_reports_speed_and_agreement():
@@ -98,8 +150,12 @@ def test_compare_reads_the_stream_of_a_run_that_did_not_end(run_files, tmp_path)
 def test_compare_two_machine_folders():
     result = invoke("compare", str(FIXTURE / "fixture-cpu"), str(FIXTURE / "fixture-gpu"))
     assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if "torch-cpu" in line]
+    rows = [line for line in result.output.splitlines() if "torch-cpu │" in line]
     assert len(rows) == 12  # torch-cpu is on both machines: 3 sizes x 2 kernels x 2 dtypes
+    # What differs between the two environment records comes first.
+    assert "what differs between the two machines" in result.output
+    (threads,) = [line for line in result.output.splitlines() if "torch-cpu: torch.threads" in line]
+    assert [cell.strip() for cell in threads.split("│")[2:4]] == ["2", "16"]
     # The fixture's two machines hold the same numbers: every difference is within the spread.
     assert all("~same" in row for row in rows)
     assert WITHIN_SPREAD in said(result)

@@ -13,15 +13,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from convbench.cli import env_cmd, main
+from convbench.cli.common import (
+    ThreadCounts,
+    print_notes,
+    thread_counts,
+    threads_cell,
+    time_cell,
+    warning_kind,
+)
 from convbench.cli.list_cmd import detail
 from convbench.cli.run_cmd import exit_code
 from convbench.registry import BackendStatus, get_backend
 from convbench.sweep import read_records
+from convbench.threads import default_threads
 
 FIXTURE = Path(__file__).parent / "data" / "results"
-QUICK = ["--min-run-time", "0.01"]
+QUICK = ["--min-run-time", "0.01", "--no-wait"]
 TINY = ["--size", "16", "--size", "24", "--kernel-size", "3"]
 
 
@@ -57,6 +67,133 @@ def test_run_records_every_case(sweep_file):
     row = ran[(ran.backend == "torch-cpu") & (ran["size"] == 24) & (ran.dtype == "float32")].iloc[0]
     assert row.gb_per_s == pytest.approx(4 * (24 * 24 * 2 + 9) / row.median_s / 1e9)
     assert set(ran.precision) == {"float32", "float16"}
+
+
+TRUST = ["spread", "ci_low_s", "ci_high_s", "samples", "threads", "threads_asked", "busy_threads",
+         "other_cores", "noisy", "noisy_reasons", "passes"]  # fmt: skip
+
+
+def test_every_timing_carries_its_trust(sweep_file):
+    records = pd.read_csv(sweep_file)
+    ran = records[records.status == "ok"]
+    assert set(TRUST) <= set(records.columns)
+    assert set(ran.noisy) <= {True, False}
+    assert (ran.noisy == ran.noisy_reasons.notna()).all()  # an empty reason reads back as NaN
+    assert (ran.threads_asked == default_threads()).all()  # every core this process may use
+    assert ran.passes.isin([1, 2]).all()
+    twice = ran[ran.passes == 2]
+    assert twice.pass1_noisy.all()  # only noisy timings are taken again
+    assert twice.reported_pass.isin([1, 2]).all()
+
+
+def test_run_sweeps_thread_counts(tmp_path):
+    out = tmp_path / "threads.csv"
+    result = invoke("run", "-b", "torch-cpu", "--size", "16", "-k", "3", *QUICK, "--threads",
+                    "1-2", "--no-remeasure", "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = pd.read_csv(out)
+    assert records.threads_asked.tolist() == [1, 2]
+    assert records.threads.tolist() == [1, 2]  # torch read back what it was given
+    assert "passes" in records and (records.passes == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("values", "counts"),
+    [([(1,), (2,)], [1, 2]), ([(1, 2, 3), (2,)], [1, 2, 3]), ([(4,), (1,)], [1, 4])],
+)
+def test_thread_counts_are_each_once_fewest_first(values, counts):
+    assert thread_counts(values) == counts
+
+
+def test_no_thread_count_means_every_core():
+    assert thread_counts([]) == [default_threads()]
+
+
+@pytest.mark.parametrize(("text", "counts"), [("3", (3,)), ("1-4", (1, 2, 3, 4)), ("2-2", (2,))])
+def test_a_thread_option_is_a_count_or_a_range(text, counts):
+    assert ThreadCounts().convert(text, None, None) == counts
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "2-1", "x", "1-", "1.5", "0-2"])
+def test_a_bad_thread_option_is_refused_with_what_is_accepted(text):
+    result = invoke("run", "-b", "scipy-correlate2d", "--threads", text)
+    assert result.exit_code == 2
+    assert f"{text!r} is not a thread count: give N or a range A-B, with 1 <= A <= B" in said(
+        result
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "cell"),
+    [
+        ({"threads": 2, "threads_asked": 2}, "2"),
+        ({"threads": 1, "threads_asked": 4}, "1 (4 asked)"),  # scipy: one thread, whatever asked
+        ({"threads": None, "threads_asked": 2, "median_s": 1.0}, "-"),  # a plugin's library
+        ({"threads": None, "threads_asked": 2, "status": "unsupported"}, "2"),  # did not run
+        ({"threads": None, "threads_asked": None}, "-"),  # a GPU backend
+        ({"threads": float("nan"), "threads_asked": float("nan")}, "-"),
+        ({}, "-"),
+    ],
+)
+def test_threads_cell(record, cell):
+    assert threads_cell(record) == cell
+
+
+@pytest.mark.parametrize(
+    ("record", "cell"),
+    [
+        ({"median_s": 1e-3, "noisy": False, "warning": ""}, "1 ms"),
+        ({"median_s": 1e-3, "noisy": True, "warning": "wide spread: ..."}, "1 ms !"),
+        ({"median_s": 1e-3, "noisy": False, "warning": "3 threads were busy while..."}, "1 ms !"),
+        ({"median_s": float("nan")}, "-"),
+        ({}, "-"),
+    ],
+)
+def test_time_cell_marks_a_timing_with_a_warning(record, cell):
+    assert time_cell(record) == cell
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("wide spread: IQR is 30% of the median (> 10%)", "wide spread"),
+        ("busy machine: other processes used 1.20 of 2 cores while measured", "busy machine"),
+        ("only 3 samples: too few for a 95% confidence interval", "too few samples"),
+        ("4 threads were busy while the op was given 2", "more threads busy than given"),
+    ],
+)
+def test_warning_kind_drops_the_numbers(text, kind):
+    assert warning_kind(text) == kind
+
+
+def test_notes_count_the_noisy_timings_and_say_which_were_taken_again():
+    records = [
+        {"status": "ok", "median_s": 1.0, "noisy": True, "passes": 2, "reported_pass": 2,
+         "warning": "wide spread: IQR is 30%; busy machine: other processes used 1.2"},
+        {"status": "ok", "median_s": 1.0, "noisy": False, "passes": 2, "reported_pass": 2,
+         "warning": ""},
+        {"status": "ok", "median_s": 1.0, "noisy": False, "passes": 1, "warning": ""},
+        {"status": "error", "reason": "boom", "median_s": None},
+    ]  # fmt: skip
+    console = Console(width=400, record=True)
+    print_notes(console, records)
+    lines = console.export_text().splitlines()
+    assert lines[0] == "[1] boom"
+    assert lines[1].startswith("! noisy: the spread (IQR) is over 10% of the median")
+    assert lines[2] == (
+        "1 of 3 timings marked ! (busy machine 1, wide spread 1): a difference between them may "
+        "be the machine's, not the backends'"
+    )
+    assert lines[3].startswith(
+        "2 noisy timings were taken again after the others (1 still noisy); the table shows the "
+        "second pass for 2 of them"
+    )
+
+
+def test_a_quiet_run_has_no_noisy_notes():
+    console = Console(width=400, record=True)
+    print_notes(console, [{"status": "ok", "median_s": 1.0, "noisy": False, "warning": ""}])
+    assert console.export_text() == ""
 
 
 @pytest.mark.parametrize("suffix", [".json", ".parquet"])
@@ -146,7 +283,7 @@ def test_bad_numbers_are_refused_with_the_accepted_range(command, args, message)
 
 def test_min_run_time_zero_is_accepted():
     result = invoke("run", "-b", "scipy-correlate2d", "--size", "8", "-k", "3",
-                    "--min-run-time", "0")  # fmt: skip
+                    "--min-run-time", "0", "--no-wait")  # fmt: skip
     assert result.exit_code == 0, result.output
 
 

@@ -25,7 +25,7 @@ from tests.fault_backends import ENTRY_POINTS, FAULT_SIZE
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = ["--size", "8", "--size", str(FAULT_SIZE), "--size", "16"]
-QUICK = ["-k", "3", "--min-run-time", "0.01"]
+QUICK = ["-k", "3", "--min-run-time", "0.01", "--no-wait"]
 CRASHES = {
     "fault-segv": "worker process died with signal SIGSEGV",
     "fault-exit": "the backend called sys.exit(0)",
@@ -116,7 +116,8 @@ def test_a_broken_plugin_is_named_with_why(plugins):
 
 
 def test_each_case_is_streamed_as_it_finishes(plugins, tmp_path):
-    """When a case starts, every case before it is already in the stream."""
+    """When a case starts, every case before it is already in the stream, and the step says
+    how many have finished."""
     from convbench.spec import ConvSpec
     from convbench.sweep import SweepOptions, build_cases
 
@@ -127,9 +128,11 @@ def test_each_case_is_streamed_as_it_finishes(plugins, tmp_path):
         cases,
         SweepOptions(min_run_time=0.0),
         output,
-        announce=lambda case: seen.append([r["size"] for r in load_stream(output.stream)]),
+        announce=lambda step: seen.append(
+            (step.done, step.planned, [r["size"] for r in load_stream(output.stream)])
+        ),
     )
-    assert seen == [[], [8], [8, 9]]
+    assert seen == [(0, 3, []), (1, 3, [8]), (2, 3, [8, 9])]
     assert [r["status"] for r in run.records] == ["ok"] * 3
     assert pd.read_parquet(output.path)["size"].tolist() == [8, 9, 10]
     assert not output.stream.exists()
@@ -197,7 +200,7 @@ def start_sweep(plugins: Path, out: Path) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugins), str(ROOT)])}
     return subprocess.Popen(
         [sys.executable, "-m", "convbench", "run", "-b", "fault-none", *sizes, "-k", "3",
-         "--min-run-time", "0.05", "-o", str(out)],
+         "--min-run-time", "0.05", "--no-wait", "-o", str(out)],
         cwd=out.parent, env=environment, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -9,29 +9,37 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import convbench.sweep as sweep_module
 from convbench.agreement import tolerance, tolerance_for
 from convbench.backends.base import BackendUnavailable
 from convbench.registry import get_backend
 from convbench.spec import ConvSpec
 from convbench.sweep import (
+    PASS_FIELDS,
     STREAM_SUFFIX,
     WRITERS,
     Case,
+    Outcome,
     Output,
     OutputError,
     SweepOptions,
     build_cases,
     death,
     failure,
+    give_threads,
     load_stream,
+    merge_passes,
+    needs_remeasure,
     read_records,
     refusal,
     run_sweep,
+    shared_worker,
     stop_signals,
     sweep,
 )
@@ -39,8 +47,10 @@ from convbench.sweep import (
 SPEC = ConvSpec()
 
 
-def case(size: int = 16, kernel: int = 3, dtype: str = "float32", batch: int = 1, **spec) -> Case:
-    return Case("scipy-correlate2d", size, kernel, dtype, batch, ConvSpec(**spec))
+def case(
+    size: int = 16, kernel: int = 3, dtype: str = "float32", batch: int = 1, threads=None, **spec
+) -> Case:
+    return Case("scipy-correlate2d", size, kernel, dtype, batch, ConvSpec(**spec), threads)
 
 
 def test_cases_sharing_inputs_are_adjacent():
@@ -49,6 +59,23 @@ def test_cases_sharing_inputs_are_adjacent():
         ("a", 8, "float32"), ("b", 8, "float32"), ("a", 8, "float64"), ("b", 8, "float64"),
         ("a", 16, "float32"), ("b", 16, "float32"), ("a", 16, "float64"), ("b", 16, "float64"),
     ]  # fmt: skip
+
+
+def test_cases_per_thread_count_are_grouped_and_a_gpu_case_comes_once():
+    cases = build_cases(["torch-cpu", "torch-cuda"], [8], [3], ["float32"], 1, SPEC, [1, 2])
+    assert [(c.backend, c.threads) for c in cases] == [
+        ("torch-cpu", 1), ("torch-cuda", None), ("torch-cpu", 2),
+    ]  # fmt: skip
+
+
+def test_cases_without_thread_counts_have_none():
+    cases = build_cases(["torch-cpu"], [8], [3], ["float32"], 1, SPEC)
+    assert [c.threads for c in cases] == [None]
+
+
+def test_a_case_names_its_thread_count():
+    one = Case("torch-cpu", 64, 5, "float32", 1, SPEC, threads=2)
+    assert str(one) == "torch-cpu[size=64,kernel=5,dtype=float32,threads=2]"
 
 
 def test_a_case_names_itself_and_its_record_fields():
@@ -130,6 +157,133 @@ def test_the_worker_answers_with_the_result_the_timing_and_the_facts():
         assert record["max_rel"] <= record["tolerance"]
         assert 0 < record["q25_s"] <= record["median_s"] <= record["q75_s"]
         assert record["samples"] >= 5
+
+
+TRUST = [
+    "median_s", "q25_s", "q75_s", "spread", "ci_low_s", "ci_high_s", "samples", "number",
+    "overhead", "threads", "busy_threads", "other_cores", "cores", "load_average_start",
+    "load_average_end", "noisy", "noisy_reasons",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def threaded() -> dict[tuple[str, int], dict]:
+    """torch-cpu and scipy timed at 1 and 2 threads, by (backend, threads asked)."""
+    cases = build_cases(["torch-cpu", "scipy-correlate2d"], [16], [3], ["float32"], 1, SPEC, [1, 2])
+    records = [o.record for _, o in sweep(cases, SweepOptions(min_run_time=0.0))]
+    return {(r["backend"], r["threads_asked"]): r for r in records}
+
+
+def test_every_timing_carries_the_facts_of_its_measurement(threaded):
+    for record in threaded.values():
+        assert record["status"] == "ok", record["reason"]
+        assert set(TRUST) <= set(record)
+        assert isinstance(record["noisy"], bool) and record["passes"] == 1
+        assert isinstance(record["noisy_reasons"], str)  # '; '-joined for a flat table
+        assert record["noisy"] == (record["noisy_reasons"] != "")
+        assert record["cores"] >= 1 and record["other_cores"] >= 0
+        assert record["ci_low_s"] <= record["median_s"] <= record["ci_high_s"]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_cpu_backend_runs_with_the_thread_count_asked(threaded, count):
+    torch = threaded["torch-cpu", count]
+    assert (torch["threads_asked"], torch["threads"]) == (count, count)
+    # scipy's loops run one thread whatever is asked, and the record says so.
+    scipy = threaded["scipy-correlate2d", count]
+    assert (scipy["threads_asked"], scipy["threads"]) == (count, 1)
+
+
+def test_a_library_without_a_thread_control_records_no_count():
+    class Plugin:
+        library = "numpy"
+
+    assert give_threads(Plugin(), 2) is None
+    assert give_threads(get_backend("torch-cuda"), None) is None  # a GPU case asks none
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/<pid>/environ")
+def test_the_worker_starts_with_the_thread_count_in_its_environment():
+    (record,) = [o.record for _, o in sweep([case(8, threads=3)], SweepOptions(min_run_time=0.0))]
+    worker = shared_worker(3)
+    environ = Path(f"/proc/{worker._process.pid}/environ").read_bytes().split(b"\0")
+    assert {b"OMP_NUM_THREADS=3", b"TF_NUM_INTRAOP_THREADS=3", b"PJRT_NPROC=3"} <= set(environ)
+    assert record["threads_asked"] == 3
+    assert shared_worker(1) is not worker  # another count: another worker
+
+
+def timed(median: float, noisy: bool, status: str = "ok") -> dict:
+    return {"status": status, "median_s": median, "noisy": noisy, "spread": 0.5 if noisy else 0.01,
+            "noisy_reasons": "wide spread" if noisy else "", "passes": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "reported"),
+    [
+        (timed(2.0, True), timed(3.0, False), 2),  # the second is trusted: slower or not
+        (timed(2.0, True), timed(1.0, True), 2),  # both noisy: the faster
+        (timed(2.0, True), timed(3.0, True), 1),
+        (timed(2.0, True), {"status": "error", "reason": "boom"}, 1),  # the second did not run
+    ],
+)
+def test_merge_passes_reports_one_pass_and_keeps_both(first, second, reported):
+    merged = merge_passes(first, second)
+    assert merged["reported_pass"] == reported and merged["passes"] == 2
+    assert merged["median_s"] == (first, second)[reported - 1]["median_s"]
+    for number, record in ((1, first), (2, second)):
+        for name in PASS_FIELDS:
+            assert merged[f"pass{number}_{name}"] == record.get(name)
+
+
+@pytest.mark.parametrize(
+    ("record", "again"),
+    [
+        (timed(1.0, True), True),
+        (timed(1.0, False), False),
+        (timed(1.0, True, "mismatch"), True),
+        ({"status": "error", "noisy": None}, False),
+        ({"status": "unsupported"}, False),
+    ],
+)
+def test_only_noisy_timings_are_measured_again(record, again):
+    assert needs_remeasure(record) is again
+
+
+def fake_sweep(passes: list[list[dict]]):
+    """A ``sweep`` that answers the cases of each call with the next list of records."""
+    calls = iter(passes)
+
+    def answer(cases, options=None, *, stop=None, announce=None, keep_output=False):
+        for case, record in zip(cases, next(calls), strict=True):
+            if announce is not None:
+                announce(case)
+            yield case, Outcome({**case.fields(), **record})
+
+    return answer
+
+
+def test_run_sweep_measures_the_noisy_cases_again_and_streams_both(tmp_path, monkeypatch):
+    first = [timed(1.0, True), timed(1.0, False), timed(5.0, True)]
+    monkeypatch.setattr(
+        sweep_module, "sweep", fake_sweep([first, [timed(0.5, True), timed(4.0, False)]])
+    )
+    output, steps = Output(tmp_path / "out.jsonl"), []
+    run = run_sweep([case(8), case(9), case(10)], output=output, announce=steps.append,
+                    remeasure=True)  # fmt: skip
+    assert [(s.case.size, s.done, s.planned, s.remeasure) for s in steps] == [
+        (8, 0, 3, False), (9, 1, 3, False), (10, 2, 3, False), (8, 3, 5, True), (10, 4, 5, True),
+    ]  # fmt: skip
+    assert [r["median_s"] for r in run.records] == [0.5, 1.0, 4.0]
+    assert [r["passes"] for r in run.records] == [2, 1, 2]
+    assert [r.get("pass1_median_s") for r in run.records] == [1.0, None, 5.0]
+    assert load_stream(output.path) == run.records
+    assert not output.stream.exists()
+
+
+def test_run_sweep_measures_once_unless_asked(monkeypatch):
+    monkeypatch.setattr(sweep_module, "sweep", fake_sweep([[timed(1.0, True)]]))
+    run = run_sweep([case(8)])
+    assert run.records[0]["noisy"] and run.records[0]["passes"] == 1
 
 
 def test_an_unsupported_dtype_is_the_backends_reason():

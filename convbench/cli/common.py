@@ -1,27 +1,42 @@
-"""What the commands share: the options that choose a sweep's cases, their checks, the progress
-bar, and how a run's records are shown. Text from backends and reasons reaches rich escaped:
-rich would read ``[cupy]`` in "pip install 'convbench[cupy]'" as markup and drop it."""
+"""What the commands share: the options that choose a sweep's cases and how it is run, their
+checks, the wait for a quiet machine, the progress bar, and how a run's records are shown (noisy
+timings marked, with why). Text from backends and reasons reaches rich escaped: rich would read
+``[cupy]`` in "pip install 'convbench[cupy]'" as markup and drop it."""
 
 from __future__ import annotations
 
 import functools
 import math
 import signal
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from convbench.failures import describe
+from convbench.load import BUSY_CORES, MachineState
+from convbench.quiet import Waited, wait_for_quiet
 from convbench.registry import ENTRY_POINT_GROUP, get_backend
 from convbench.spec import BOUNDARIES, FLOAT_DTYPES, MODES, OPS
-from convbench.sweep import DEFAULT_CASE_TIMEOUT, Case, Output, OutputError, SweepRun
-from convbench.timing import format_seconds
+from convbench.sweep import DEFAULT_CASE_TIMEOUT, Output, OutputError, Step, SweepRun
+from convbench.threads import default_threads
+from convbench.timing import WIDE_SPREAD, format_seconds
+
+# Seconds ``run`` and ``compare`` wait for a quiet machine by default before the first case.
+QUIET_WAIT = 60.0
 
 
 class Seconds(click.ParamType):
@@ -45,6 +60,35 @@ class Seconds(click.ParamType):
             bound = f"> {self.minimum:g}" if self.strict else f">= {self.minimum:g}"
             self.fail(f"{value!r} is not a finite number of seconds {bound}", param, ctx)
         return seconds
+
+
+class ThreadCounts(click.ParamType):
+    """A thread count ``N`` or a range ``A-B`` (every count from A to B), as a tuple of counts."""
+
+    name = "threads"
+
+    def convert(self, value, param, ctx) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        low, dash, high = str(value).strip().partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            first = last = 0
+        if not 1 <= first <= last:
+            self.fail(
+                f"{value!r} is not a thread count: give N or a range A-B, with 1 <= A <= B",
+                param,
+                ctx,
+            )
+        return tuple(range(first, last + 1))
+
+
+def thread_counts(given: Iterable[tuple[int, ...]]) -> list[int]:
+    """The thread counts of the ``--threads`` options, each once, fewest first; when none is
+    given, every core this process may use (``default_threads``)."""
+    return sorted({count for counts in given for count in counts}) or [default_threads()]
 
 
 def check_backends(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]):
@@ -139,27 +183,92 @@ def case_options(command: Callable) -> Callable:
             help="Seconds one case may take (its framework's import included) before its "
             "process is killed and the case recorded as an error.",
         ),
+        click.option(
+            "--threads",
+            "threads",
+            type=ThreadCounts(),
+            multiple=True,
+            help="Threads every CPU backend runs with (repeatable, or a range A-B: each case "
+            "once per count, to measure scaling). Default: every core this process may use "
+            f"({default_threads()} here). Not applicable to GPU backends.",
+        ),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
+def trust_options(command: Callable) -> Callable:
+    """The options of what a run does about a busy machine, shared by ``run`` and ``compare``."""
+    options = [
+        click.option(
+            "--wait",
+            type=Seconds(),
+            default=QUIET_WAIT,
+            show_default=True,
+            help="Seconds to wait for a quiet machine (other processes using at most "
+            f"{BUSY_CORES} cores) before the first case; then the run starts anyway, with a "
+            "warning.",
+        ),
+        click.option(
+            "--no-wait",
+            is_flag=True,
+            help="Start at once, even on a busy machine (what keeps it busy is still said).",
+        ),
+        click.option(
+            "--remeasure/--no-remeasure",
+            default=True,
+            show_default=True,
+            help="Time the cases marked noisy once more at the end, keeping both passes.",
+        ),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
+def await_quiet(seconds: float) -> Waited:
+    """Wait up to ``seconds`` for a quiet machine (``convbench.quiet``), saying on standard
+    error that it waits (once) and what the wait ended with: quiet, or what keeps it busy."""
+    errors = Console(stderr=True)
+    said = []
+
+    def busy(state: MachineState, left: float) -> None:
+        if not said:
+            errors.print(
+                f"[yellow]waiting up to {left:.0f} s for a quiet machine[/] (--no-wait: start "
+                f"at once): {escape(str(state.load))}",
+                highlight=False,
+            )
+            said.append(state)
+
+    waited = wait_for_quiet(seconds, busy=busy)
+    colour = "green" if waited.quiet else "yellow"
+    errors.print(f"[{colour}]{escape(waited.summary())}[/]", highlight=False)
+    return waited
+
+
 def console_for_tables() -> Console:
-    """Standard output, at least 120 columns wide even when piped (rich assumes 80 there)."""
-    return Console(width=max(Console().width, 120))
+    """Standard output, at least 140 columns wide even when piped (rich assumes 80 there): a
+    run's table holds ten columns."""
+    return Console(width=max(Console().width, 140))
 
 
 @contextmanager
-def progress_bar(cases: list[Case]) -> Iterator[Callable[[Case], None]]:
-    """A progress bar on standard error; the yielded callable announces the case starting."""
-    position = {case: number for number, case in enumerate(cases)}
+def progress_bar(planned: int) -> Iterator[Callable[[Step], None]]:
+    """A progress bar on standard error, with the time elapsed and an estimate of the time left
+    for the whole run (from the pace of the cases finished so far); the yielded callable
+    announces each case starting (``convbench.sweep.Step``: the re-measured cases of a second
+    pass add to the total)."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(
-        *columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True
-    ) as progress:
-        task = progress.add_task("convbench", total=len(cases))
+    times = (TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, *times, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("convbench", total=planned)
 
-        def announce(case: Case) -> None:
-            progress.update(task, completed=position[case], description=escape(str(case)))
+        def announce(step: Step) -> None:
+            again = "re-measuring " if step.remeasure else ""
+            progress.update(
+                task,
+                total=step.planned,
+                completed=step.done,
+                description=escape(f"{again}{step.case}"),
+            )
 
         yield announce
 
@@ -190,19 +299,53 @@ def _ran(record: dict) -> bool:
     return median is not None and math.isfinite(median)
 
 
+def _known(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def flagged(record: dict) -> bool:
+    """Whether a record's timing comes with a warning: noisy (``convbench.timing``'s reasons) or
+    run on more threads than it was given."""
+    return bool(record.get("noisy")) or bool(record.get("warning"))
+
+
+def threads_cell(record: dict) -> str:
+    """The threads in force; the count asked beside it when the library ran another (scipy runs
+    one whatever is asked); the count asked of a case that did not run; '-' where none applies
+    (a GPU backend) or none is known (a library without a thread control)."""
+    given, asked = record.get("threads"), record.get("threads_asked")
+    if not _known(given):
+        return str(int(asked)) if _known(asked) and not _ran(record) else "-"
+    if _known(asked) and int(asked) != int(given):
+        return f"{int(given)} ({int(asked)} asked)"
+    return str(int(given))
+
+
+def time_cell(record: dict) -> str:
+    """The median time, marked ' !' when it comes with a warning (``print_notes`` says why)."""
+    if not _ran(record):
+        return "-"
+    return format_seconds(record["median_s"]) + (" !" if flagged(record) else "")
+
+
 def results_table(records: list[dict], title: str) -> Table:
-    """One row per case; failure reasons are numbered and listed by ``print_notes``."""
+    """One row per case: the time (marked ! when noisy), its spread, the cores other processes
+    used meanwhile and the threads; failure reasons are numbered and listed by ``print_notes``."""
     notes = reason_notes(records)
     table = Table(title=escape(title))
-    for column in ("backend", "case", "time", "spread", "GB/s", "max_rel", "tolerance", "ok"):
+    columns = ("backend", "case", "threads", "time", "spread", "load", "GB/s", "max_rel")
+    for column in (*columns, "tolerance", "ok"):
         table.add_column(column, justify="left" if column in ("backend", "case", "ok") else "right")
     for r in records:
         ran = _ran(r)
+        load = r.get("other_cores")
         table.add_row(
             escape(r["backend"]),
             case_label(r),
-            format_seconds(r["median_s"]) if ran else "-",
-            (f"{r['spread']:.0%}" + (" !" if r.get("warning") else "")) if ran else "-",
+            threads_cell(r),
+            time_cell(r),
+            f"{r['spread']:.0%}" if ran else "-",
+            f"{load:.2f}" if ran and _known(load) else "-",
             f"{r['gb_per_s']:.3g}" if ran and r.get("gb_per_s") else "-",
             f"{r['max_rel']:.2e}" if ran else "-",
             f"{r['tolerance']:.2e}" if ran else "-",
@@ -211,11 +354,58 @@ def results_table(records: list[dict], title: str) -> Table:
     return table
 
 
+def warning_kind(text: str) -> str:
+    """What a timing's warning is about, without its numbers: 'wide spread', 'busy machine',
+    'too few samples' or 'more threads busy than given' (``convbench.timing``'s words)."""
+    if "threads were busy while" in text:
+        return "more threads busy than given"
+    if text.startswith("only ") and "samples" in text.split(":")[0]:
+        return "too few samples"
+    return text.split(":")[0]
+
+
+def warning_kinds(records: Iterable[dict]) -> Counter:
+    """How many timings of ``records`` carry each ``warning_kind``."""
+    found: Counter = Counter()
+    for r in records:
+        if _ran(r) and r.get("warning"):
+            found.update({warning_kind(text) for text in str(r["warning"]).split("; ")})
+    return found
+
+
+NOISY_NOTE = (
+    f"! noisy: the spread (IQR) is over {WIDE_SPREAD:.0%} of the median, other processes used "
+    f"over {BUSY_CORES} cores while it was measured (the load column), too few samples bound "
+    "the median, or the op kept more threads busy than it was given"
+)
+
+
 def print_notes(console: Console, records: list[dict]) -> None:
+    """The numbered failure reasons, then what the ! marks and, when some timings are noisy,
+    how many and why, and which were timed again."""
     for reason, number in reason_notes(records).items():
         console.print(f"[{number}] {escape(reason)}", highlight=False)
-    if any(r.get("warning") for r in records):
-        console.print("! spread (IQR / median) over 10%: the machine was busy", highlight=False)
+    timed = [r for r in records if _ran(r)]
+    marked = [r for r in timed if flagged(r)]
+    twice = [r for r in timed if r.get("passes") == 2]
+    if marked:
+        console.print(NOISY_NOTE, highlight=False)
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(warning_kinds(marked).items()))
+        console.print(
+            f"{len(marked)} of {len(timed)} timings marked ! ({kinds}): a difference between "
+            "them may be the machine's, not the backends'",
+            highlight=False,
+        )
+    if twice:
+        still = sum(1 for r in twice if r.get("noisy"))
+        second = sum(1 for r in twice if r.get("reported_pass") == 2)
+        console.print(
+            f"{len(twice)} noisy timings were taken again after the others ({still} still "
+            f"noisy); the table shows the second pass for {second} of them (the one not noisy, "
+            "else the faster: other work only adds time); both passes are in the records "
+            "(pass1_*, pass2_*)",
+            highlight=False,
+        )
 
 
 def finish_run(console: Console, run: SweepRun, status: int) -> int:

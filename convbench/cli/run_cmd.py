@@ -9,6 +9,7 @@ import click
 from rich.markup import escape
 
 from convbench.cli.common import (
+    await_quiet,
     case_options,
     check_backends,
     check_output,
@@ -17,6 +18,8 @@ from convbench.cli.common import (
     print_notes,
     progress_bar,
     results_table,
+    thread_counts,
+    trust_options,
 )
 from convbench.registry import available_backends
 from convbench.spec import ConvSpec
@@ -57,6 +60,7 @@ def exit_code(records: list[dict]) -> int:
     f"(.jsonl) or Parquet (.parquet). Each case is also appended to <output>{STREAM_SUFFIX} "
     "as it finishes; that file is removed once the output is written.",
 )
+@trust_options
 def run_command(
     backends,
     sizes,
@@ -69,7 +73,11 @@ def run_command(
     min_run_time,
     seed,
     case_timeout,
+    threads,
     output: Output | None,
+    wait,
+    no_wait,
+    remeasure,
 ) -> None:
     """Time each backend on each case and check it against the float64 reference.
 
@@ -78,6 +86,14 @@ def run_command(
     do (a dtype it lacks, a missing device) is reported as unsupported; an exception, an
     out-of-memory error, a crash of the backend's process or a case over --case-timeout is that
     case's error; the other cases go on.
+
+    Every timing carries its trust: its spread, the cores other processes used while it was
+    measured (load), the threads it was given, and a ! mark when it is noisy (why is said below
+    the table; the records hold noisy and noisy_reasons). Every CPU backend runs with the same
+    thread count (--threads, default every core this process may use); --threads 1-4 measures
+    each case at 1, 2, 3 and 4 threads. Before the first case the run waits up to --wait seconds
+    for a quiet machine (--no-wait: not at all), and at the end it times the noisy cases once
+    more (--no-remeasure: not), keeping both passes in the records.
 
     Backends run in a worker process, so a backend that crashes, hangs or exits loses its case
     only. With --output, each finished case is appended to <output>.partial.jsonl (JSON lines)
@@ -91,12 +107,13 @@ def run_command(
     """
     spec = ConvSpec(op=op, mode=mode, boundary=boundary)
     names = list(backends) or available_backends()
-    cases = build_cases(names, sizes, kernels, dtypes, batch, spec)
+    cases = build_cases(names, sizes, kernels, dtypes, batch, spec, thread_counts(threads))
     console = console_for_tables()
     options = SweepOptions(min_run_time, seed, case_timeout)
+    await_quiet(0.0 if no_wait else wait)
     try:
-        with progress_bar(cases) as announce:
-            run = run_sweep(cases, options, output, announce)
+        with progress_bar(len(cases)) as announce:
+            run = run_sweep(cases, options, output, announce, remeasure=remeasure)
     except OutputError as error:
         raise click.ClickException(str(error)) from error
     records = run.records
