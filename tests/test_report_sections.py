@@ -538,6 +538,10 @@ def test_the_roofline_section_names_its_ceilings(page):
     assert "<li>float32: memory 25 GB/s; peak 400 GFLOP/s (ridge at 16 flop/byte)</li>" in page
     assert "<li>float32: memory 10 GB/s; no peak GFLOP/s recorded</li>" in page
     assert "only the bandwidth line is drawn" in " ".join(page.split())
+    # and the environment section gives the peak and the flags as recorded
+    peak = "400 (torch, 8 threads, other load 0.03 cores)"
+    assert f"<tr><td>peak GFLOP/s, float32</td><td>{peak}</td></tr>" in page
+    assert "<tr><td>CPU flags</td><td>avx2 avx512f fma sse4_2</td></tr>" in page
 
 
 def test_the_fastest_way_section_names_each_case_s_backend(page, prose):

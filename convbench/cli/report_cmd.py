@@ -45,10 +45,14 @@ def report_command(
     """Write OUTPUT/index.html from the asv results of all machines under RESULTS_DIR.
 
     The page opens from disk and works offline (figures are inline SVG, no scripts): per machine
-    time against image size and throughput, CPU vs GPU speedups with and without transfers,
+    time against image size, throughput and the CPU's roofline; the backend to use per case and
+    where FFT methods overtake direct sums; CPU vs GPU speedups with and without transfers;
+    every pair of machines side by side with what differs between their environments;
     agreement with the float64 reference against the tolerances the run recorded, each
     backend's library, device and precision as recorded, each machine's environment, and every
-    skipped or failed result with the reason its record gives.
+    skipped or failed result with the reason its record gives. A noisy time (wide spread, too
+    few samples, a busy machine) is marked ! and drawn hollow; ~ marks two times tied within
+    their spread.
 
     asv's own site (history per commit) is separate: `asv publish` writes it to asv.conf.json's
     html_dir (run here with --asv-publish), `asv preview` serves it.

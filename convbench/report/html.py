@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import jinja2
 import pandas as pd
 
 from convbench.load import BUSY_CORES
-from convbench.report import plots
+from convbench.report import plots, tables
 from convbench.report.model import Model
 from convbench.report.results import Problem
 from convbench.timing import MIN_SAMPLES, WIDE_SPREAD, format_seconds
@@ -746,6 +746,19 @@ def backends_section(model: Model) -> Table:
     return table([*header, "ran", "skipped", "failed", "recorded"], rows)
 
 
+def _flags(flags: object) -> str | None:
+    if isinstance(flags, list):
+        return " ".join(sorted(map(str, flags)))
+    return None if flags is None else str(flags)
+
+
+def _peaks(peaks: object) -> list[tuple[str, str]]:
+    """The environment record's peak rate per dtype, each in one line."""
+    if not isinstance(peaks, Mapping):
+        return [] if peaks is None else [("peak GFLOP/s", str(peaks))]
+    return [(f"peak GFLOP/s, {dtype}", tables.peak_text(peak)) for dtype, peak in peaks.items()]
+
+
 @dataclass(frozen=True)
 class EnvironmentView:
     machine: str
@@ -769,6 +782,8 @@ def environment_section(model: Model) -> list[EnvironmentView]:
             ("cuDNN", env.get("cudnn")),
             ("Python", env.get("python")),
             ("asv timing", env.get("timing")),
+            ("CPU flags", _flags(env.get("cpu_flags"))),
+            *_peaks(env.get("peak_gflops")),
             *sorted((env.get("versions") or {}).items()),
         ]
         backends = [

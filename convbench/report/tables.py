@@ -521,13 +521,13 @@ def environment_facts(environment: Mapping[str, Any]) -> dict[str, Any]:
                     _flat(f"{name}: {setting}", found, facts)
         elif key == "peak_gflops" and isinstance(value, Mapping):
             for dtype, peak in value.items():
-                facts[f"peak GFLOP/s, {dtype}"] = _peak_text(peak)
+                facts[f"peak GFLOP/s, {dtype}"] = peak_text(peak)
         else:
             _flat(FACT_LABELS.get(str(key), str(key)), value, facts)
     return facts
 
 
-def _peak_text(peak: Any) -> str:
+def peak_text(peak: Any) -> str:
     """A peak rate of the environment record in one line: the rate and what gave it."""
     if not isinstance(peak, Mapping):
         return str(peak)
