@@ -1,11 +1,12 @@
 """How far apart the same timings land when taken again in separate processes on one machine.
 
-Each run is a fresh Python process that sets every library to the same thread count
-(``convbench.threads``) and times each case with ``Timer.of(prepared).blocked_autorange``, the
-way a sweep does. The figure per case is the run-to-run difference, ``max / min - 1`` of its
-medians over the runs; the script prints it per case with the background load each run saw,
-then the median over the cases. The goal for ops of a millisecond or more is 3%: a difference
-above it with a busy machine beside it is the machine, not the timer.
+Each run is a fresh ``convbench run`` (its own driver and worker processes, every CPU library
+given the same thread count, ``--threads``), with no wait for a quiet machine and no second pass:
+the runs are back to back and each number is its run's own. The figure per case is the
+run-to-run difference, ``max / min - 1`` of its medians over the runs; the script prints it per
+case with the background load each run saw and whether its timing was noisy, then the median
+over the cases. The goal for ops of a millisecond or more is 3%: a difference above it with a
+busy machine beside it is the machine, not the timer.
 
     python scripts/reproducibility.py                 # 3 runs, all cores, 1 s per case
     python scripts/reproducibility.py --runs 5 --threads 1 --json repro.json
@@ -18,14 +19,13 @@ import json
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from convbench import environment
 from convbench.load import machine_state
-from convbench.threads import default_threads, thread_env
+from convbench.sweep import load_stream
+from convbench.threads import default_threads
 from convbench.timing import format_seconds
 
 BACKENDS = ("torch-cpu", "tensorflow-cpu", "jax-cpu", "scipy-correlate2d")
@@ -37,51 +37,27 @@ LONG_OP = 1e-3
 GOAL = 0.03
 
 
-@dataclass(frozen=True)
-class Case:
-    backend: str
-    kernel: int
-
-    def __str__(self) -> str:
-        return f"{self.backend} {SIZE}x{SIZE} k={self.kernel} {DTYPE}"
-
-
-CASES = tuple(Case(b, k) for b in BACKENDS for k in KERNELS)
-
-
-def worker(threads: int, min_run_time: float) -> None:
-    """One run: time every case in this process, one JSON line of facts per case on stdout."""
-    import convbench
-    from convbench.threads import set_threads
-    from convbench.timing import Task, Timer
-
-    rng = np.random.default_rng(0)
-    image = rng.standard_normal((SIZE, SIZE)).astype(DTYPE)
-    for case in CASES:
-        backend = convbench.get_backend(case.backend)
-        if backend.unavailable_reason:
-            print(json.dumps({"case": str(case), "skipped": backend.unavailable_reason}))
-            continue
-        given = set_threads(backend.library, threads)
-        kernel = rng.standard_normal((case.kernel, case.kernel)).astype(DTYPE)
-        prepared = backend.prepare(image, kernel)
-        task = Task(case.backend, str(case), threads=given)
-        measurement = Timer.of(prepared, task).blocked_autorange(min_run_time)
-        print(json.dumps({"case": str(case), **measurement.facts()}), flush=True)
+def case_name(record: dict) -> str:
+    return f"{record['backend']} {record['size']}x{record['size']} k={record['kernel']} {DTYPE}"
 
 
 def run_once(threads: int, min_run_time: float) -> dict[str, dict]:
-    """One fresh process (its libraries start with ``threads``): facts by case."""
-    flags = ["--worker", f"--threads={threads}", f"--min-run-time={min_run_time}"]
-    done = subprocess.run(
-        [sys.executable, __file__, *flags],
-        env=thread_env(threads),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return {row["case"]: row for row in rows}
+    """One fresh ``convbench run`` of every case: its records by case."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "run.jsonl"
+        chosen = [arg for name in BACKENDS for arg in ("-b", name)]
+        kernels = [arg for kernel in KERNELS for arg in ("-k", str(kernel))]
+        command = [
+            sys.executable, "-m", "convbench", "run", *chosen, "--size", str(SIZE), *kernels,
+            "--dtype", DTYPE, "--threads", str(threads), "--min-run-time", str(min_run_time),
+            "--no-wait", "--no-remeasure", "-o", str(out),
+        ]  # fmt: skip
+        # Exit status 1 says a case could not run here (a library not installed): its record
+        # says why, and the others count.
+        done = subprocess.run(command, capture_output=True, text=True)
+        if not out.exists():
+            raise SystemExit(f"convbench run wrote no records ({done.returncode}):\n{done.stderr}")
+        return {case_name(record): record for record in load_stream(out)}
 
 
 def main() -> None:
@@ -89,12 +65,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--min-run-time", type=float, default=1.0)
-    parser.add_argument("--json", type=Path, help="also write every run's facts here")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write every run's records here")
     args = parser.parse_args()
-    if args.worker:
-        worker(args.threads, args.min_run_time)
-        return
 
     print(f"machine: {environment.cpu_model()}, threads per library: {args.threads}")
     runs = []
@@ -104,10 +76,10 @@ def main() -> None:
         runs.append(run_once(args.threads, args.min_run_time))
 
     differences = []
-    for case in map(str, CASES):
-        facts = [run[case] for run in runs if case in run and "median_s" in run[case]]
+    for case in runs[0]:
+        facts = [run[case] for run in runs if run.get(case, {}).get("status") == "ok"]
         if len(facts) < 2:
-            print(f"{case:40s} not measured: {runs[0].get(case, {}).get('skipped', 'failed')}")
+            print(f"{case:40s} not measured: {runs[0][case].get('reason')}")
             continue
         medians = [f["median_s"] for f in facts]
         difference = max(medians) / min(medians) - 1
