@@ -495,10 +495,12 @@ def prose(page) -> str:
 
 def test_page_counts_noisy_timings_at_a_glance(prose):
     assert (
-        f"Trust on <b>{CPU_B}</b>: <b>3 of 48 timings noisy</b> (1 wide spread, 1 busy machine,"
-        " 1 too few samples); background load recorded for 48." in prose
+        f"Trust on <b>{CPU_B}</b>: <b>3 of 48 timings noisy</b> (1 with a wide spread, 1 with too"
+        " few samples, 1 on a busy machine); background load recorded for 48." in prose
     )
     assert f"Trust on <b>{CPU}</b>: none of its 60 timings is noisy" in prose
+    # a reason that occurs nowhere is not named
+    assert f"Trust on <b>{GPU}</b>: <b>1 of 95 timings noisy</b> (1 with a wide spread);" in prose
 
 
 def test_a_noisy_time_is_marked_in_its_cell_with_why(page, model):

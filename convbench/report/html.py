@@ -135,6 +135,16 @@ def _share(value: float) -> str:
     return "" if _missing(value) else f" ({value:.0%})"
 
 
+def noisy_words(trust) -> str:
+    """Why a machine's timings are noisy, by reason, each that occurs (a ``Model.trust`` row)."""
+    counts = [
+        (trust.wide_spread, "with a wide spread"),
+        (trust.few_samples, "with too few samples"),
+        (trust.busy, "on a busy machine"),
+    ]
+    return ", ".join(f"{count} {words}" for count, words in counts if count)
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -872,6 +882,7 @@ def templates() -> jinja2.Environment:
     )
     environment.filters["seconds"] = format_seconds
     environment.filters["plural"] = _plural
+    environment.filters["noisy_words"] = noisy_words
     environment.tests["known"] = lambda value: not _missing(value)
     environment.tests["flagged"] = _flagged
     return environment
