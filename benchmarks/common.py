@@ -33,6 +33,18 @@ case) as its only sample; the second warms up and calibrates ``inner`` before it
 ``time_`` metric calibrates: ``setup`` prepares the case, and peak memory and agreement run one op.
 asv keeps one instance per process and forks one process per benchmark, so the ``setup`` before
 each sample finds its case ready.
+
+What a time can be trusted for. ``setup`` gives a CPU backend every core this process may use
+(``convbench.threads.default_threads``, set through its library before ``prepare``: the same
+count for every CPU backend) and its records say the count asked and the count in force
+(``threads_asked``, ``threads``; None on a GPU). The clock reads the machine's load from its first
+block on (``convbench.load.LoadProbe``: the cores other processes used, the busy threads, the load
+average), and ``teardown`` records it with the case (``records.make(trust=...)``). asv runs
+``teardown`` then ``setup`` between two samples and ``teardown`` once after the last, and says
+nothing of which is the last: a record is written after the first block (a quick run's only
+sample) and after each sample once the sampling may be over by the suite's ``repeat`` (the most
+samples taken, or its seconds of sampling passed), so a few records per case, the later winning
+(``records.load``), the last covering every sample.
 """
 
 from __future__ import annotations
@@ -53,7 +65,10 @@ from asv_runner.benchmarks.mark import SkipNotImplemented, skip_for_params
 import convbench
 from convbench import failures, memory, records, suite
 from convbench.backends.base import Backend, Prepared, no_wait
+from convbench.load import Load, LoadProbe
 from convbench.spec import ConvSpec
+from convbench.sweep import give_threads
+from convbench.threads import default_threads
 from convbench.timing import WallClock
 
 # A calibration call this long is not repeated: the first call's extra cost (autotuning,
@@ -62,6 +77,10 @@ CALIBRATE_ONCE = 1.0
 # The warm-up before the samples: calls for at least this long, so that a fast op also runs on
 # warm caches, pools and clocks.
 WARMUP_TIME = 0.1
+# asv stops sampling once its own clock, started a moment before the clock's first block, has
+# passed the suite's seconds of sampling: the clock counts the sampling as possibly over this
+# much earlier.
+SAMPLING_SLACK = 0.05
 
 
 def calibrate(fn: Callable[[], object], wait: Callable[[], None], cold: bool = True) -> int:
@@ -97,12 +116,38 @@ class BlockClock:
         self.inner: int | None = None
         self.blocks = 0
         self.per_op = 0.0
+        self.probe: LoadProbe | None = None
+        self.started: float | None = None
 
     def __call__(self) -> float:
         return self.per_op
 
+    def load(self) -> Load | None:
+        """The machine's load from the first block until now; None before the first block."""
+        if self.probe is None:
+            return None
+        self.probe.__exit__(None, None, None)  # reads the interval so far; the probe goes on
+        return self.probe.result
+
+    def sampling_may_be_over(self, repeat: tuple[int, int, float]) -> bool:
+        """Whether asv may take no further sample of a suite with ``repeat`` = (fewest, most,
+        seconds): after the first block (a quick run's only sample; otherwise asv's warm-up),
+        once the most samples are taken, or once the fewest are and the seconds have passed."""
+        fewest, most, seconds = repeat
+        samples = self.blocks - 1
+        elapsed = 0.0 if self.started is None else time.perf_counter() - self.started
+        return (
+            self.blocks == 1
+            or samples >= most
+            or (samples >= fewest and elapsed >= seconds - SAMPLING_SLACK)
+        )
+
     def block(self) -> None:
         """Run one block and add its seconds per op to the reading."""
+        if self.probe is None:
+            # Opened outside the timed span: a reading lists the machine's processes.
+            self.probe = LoadProbe().__enter__()
+            self.started = time.perf_counter()
         if self.blocks == 1 and self.inner is None:
             self.inner = calibrate(self.fn, self.wait, cold=False)
         inner, fn = self.inner or 1, self.fn
@@ -189,7 +234,7 @@ class Case:
 @dataclass(frozen=True)
 class Ready:
     """A case set up in this process: asv's parameters, the case, the facts recorded of it, its
-    inputs, the prepared op and the op that is timed."""
+    inputs, the prepared op, the op that is timed and the threads it was given."""
 
     params: tuple
     case: SuiteCase
@@ -199,6 +244,8 @@ class Ready:
     prepared: Prepared
     # The method of ``prepared`` that a ``time_`` metric repeats (``ConvSuite.timed``).
     timed: Callable[[], object]
+    # ``threads_asked`` and ``threads`` (in force), for the records.
+    threads: Mapping[str, int | None] = field(default_factory=dict)
 
     @functools.cached_property
     def inner(self) -> int:
@@ -213,6 +260,19 @@ def metric_kind(name: str) -> str:
 
 def metric_skip_reason(name: str, case: SuiteCase) -> str | None:
     return case.metric_skip_reason(name)
+
+
+def load_facts(load: Load | None) -> dict[str, Any]:
+    """A ``Load`` under the names of ``convbench.timing.Measurement.facts``."""
+    if load is None:
+        return {}
+    return {
+        "other_cores": load.other_cores,
+        "cores": load.cores,
+        "busy_threads": load.busy_threads,
+        "load_average_start": load.load_average_start,
+        "load_average_end": load.load_average_end,
+    }
 
 
 class ConvSuite(ABC):
@@ -234,6 +294,8 @@ class ConvSuite(ABC):
     # The method of ``Prepared`` that this suite's ``time_`` metric calls, ``inner`` times.
     timed: ClassVar[str] = "launch"
     ready: Ready | None = None
+    # The metric this process runs (asv runs one per process), set when it is first called.
+    running: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Each metric of a suite (a class that declares its ``params``; the metric mixins do
@@ -287,15 +349,30 @@ class ConvSuite(ABC):
         except Exception as error:
             self._record(params, case, facts, reasons, "failed", failures.describe(error))
             raise
-        self._record(params, case, facts, reasons, "ready", None)
+        self._record(params, case, facts, reasons, "ready", None, self.ready.threads)
         self.timer = BlockClock(self.ready.timed, self.ready.prepared.wait)
+
+    def teardown(self, *params: Any) -> None:
+        """Between two samples and after the last: record the load the samples so far were
+        taken under, when they may be all of them (see the module docstring)."""
+        clock, ready = getattr(self, "timer", None), self.ready
+        if ready is None or not isinstance(clock, BlockClock) or clock.blocks == 0:
+            return  # not set up here, or not a time_ metric
+        if clock.sampling_may_be_over(self.repeat):
+            trust = {**ready.threads, **load_facts(clock.load())}
+            found = self._make(self.running, *self._known(), "ready", None, trust)
+            records.append([found])
 
     def _prepare(
         self, found: Backend, case: SuiteCase, params: tuple, facts: Mapping[str, Any]
     ) -> Ready:
         image, weights = case.inputs()
+        # Before prepare: TensorFlow fixes its thread count at its first op.
+        asked = default_threads() if found.device_kind == "cpu" else None
+        threads = {"threads_asked": asked, "threads": give_threads(found, asked)}
         prepared = found.prepare(image, weights, case.spec)
-        return Ready(params, case, facts, image, weights, prepared, getattr(prepared, self.timed))
+        timed = getattr(prepared, self.timed)
+        return Ready(params, case, facts, image, weights, prepared, timed, threads)
 
     def _record(
         self,
@@ -305,13 +382,14 @@ class ConvSuite(ABC):
         reasons: Mapping[str, str | None],
         status: str,
         reason: str | None,
+        trust: Mapping[str, Any] | None = None,
     ) -> None:
         """One record per metric in ``reasons``: skipped with its own reason where it has one,
-        else ``status`` and ``reason``."""
+        else ``status`` and ``reason`` (with ``trust``: how the case is measured)."""
         records.append(
             self._make(name, params, case, facts, "skipped", own)
             if own
-            else self._make(name, params, case, facts, status, reason)
+            else self._make(name, params, case, facts, status, reason, trust)
             for name, own in reasons.items()
         )
 
@@ -323,6 +401,7 @@ class ConvSuite(ABC):
         facts: Mapping[str, Any],
         status: str,
         reason: str | None,
+        trust: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         return records.make(
             f"{type(self).__name__}.{name}",
@@ -333,12 +412,17 @@ class ConvSuite(ABC):
             default_setting=case.default_setting,
             reason=reason,
             facts=facts,
+            trust=trust,
         )
+
+    def _known(self) -> tuple[tuple, SuiteCase, Mapping[str, Any]]:
+        """The parameters, case and facts of the case set up."""
+        return self.ready.params, self.ready.case, self.ready.facts
 
     def record_failure(self, name: str, error: Exception) -> None:
         """The metric ``name`` raised ``error`` on the case set up."""
-        ready, reason = self.ready, failures.describe(error)
-        records.append([self._make(name, ready.params, ready.case, ready.facts, "failed", reason)])
+        reason = failures.describe(error)
+        records.append([self._make(name, *self._known(), "failed", reason, self.ready.threads)])
 
 
 def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callable:
@@ -349,6 +433,7 @@ def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callab
 
     @functools.wraps(method)
     def metric(self: ConvSuite, *params: Any) -> Any:
+        self.running = name
         try:
             return method(self, *params)
         except NotImplementedError:

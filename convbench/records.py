@@ -26,7 +26,12 @@ A record is a flat mapping:
   backend may choose per case, as OpenCV does) and ``tolerance`` (the largest ``max_rel``
   accepted, from ``agreement.tolerance_for``); None where unknown;
 - ``commit``: the commit benchmarked (``$CONVBENCH_COMMIT`` or asv's ``$ASV_COMMIT``), so that a
-  report reads the records of its results' commit only.
+  report reads the records of its results' commit only;
+- optionally, how the case was measured (``make(trust=...)``, names of
+  ``convbench.timing.Measurement.facts``): ``threads`` (the count the library ran with, read back;
+  None for a GPU backend or a library without a thread control), ``threads_asked``, and for a
+  timing, the load while its samples were taken: ``other_cores``, ``cores``, ``busy_threads``,
+  ``load_average_start``, ``load_average_end``. A record without them says nothing of them.
 """
 
 from __future__ import annotations
@@ -94,8 +99,10 @@ def make(
     default_setting: bool = True,
     reason: str | None = None,
     facts: Mapping[str, Any] | None = None,
+    trust: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One record (see the module docstring); facts missing from ``facts`` are None."""
+    """One record (see the module docstring); facts missing from ``facts`` are None, and the
+    fields of ``trust`` (how the case was measured) are added as given."""
     if status not in STATUSES:
         raise ValueError(f"status={status!r} must be one of {list(STATUSES)}")
     return {
@@ -108,6 +115,7 @@ def make(
         "reason": reason,
         **{name: (facts or {}).get(name) for name in FACTS},
         "commit": commit(),
+        **(trust or {}),
     }
 
 

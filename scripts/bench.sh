@@ -2,7 +2,8 @@
 # The main job: set up .venv, run the default asv suite on the backends this machine has, record
 # the machine's hardware, versions and backend settings beside its results, publish the asv site.
 #
-#   scripts/bench.sh                 # full run (9 minutes on 2 CPU cores, once installed)
+#   scripts/bench.sh                 # full run (9 minutes on 2 CPU cores, once installed, and the
+#                                    #   noisy timings again)
 #   scripts/bench.sh --quick         # one call per case: a smoke run, minutes
 #   scripts/bench.sh -b 'Conv\.time_op'   # extra arguments go to `asv run`
 #
@@ -11,6 +12,13 @@
 #
 # CONVBENCH_NO_SETUP=1 skips the set-up and runs with $PYTHON (default python3) as it is, e.g. on a
 # machine without internet whose python already has the frameworks (scripts/gpu_session.sh).
+#
+# Numbers a user can trust: before asv starts, wait up to CONVBENCH_QUIET_WAIT seconds (120; 0
+# looks once) for other processes to leave the CPUs, then go on either way (the suites record the
+# load each timing saw); asv's progress lines get the time elapsed and an estimate of the time
+# left; at the end the timings that came out noisy are run once more, their samples added to
+# the first pass's (asv --append-samples). CONVBENCH_NO_REMEASURE=1, or a --quick run (one sample
+# per case), skips that second pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CONVBENCH_NO_SETUP:-}" ]; then
@@ -34,10 +42,32 @@ export CONVBENCH_RECORDS="$PWD/results/$MACHINE/convbench-records.jsonl"
 CONVBENCH_COMMIT=$(git rev-parse HEAD)
 export CONVBENCH_COMMIT
 mkdir -p "results/$MACHINE"
+if ! "$PYTHON" -m convbench.quiet --wait "${CONVBENCH_QUIET_WAIT:-120}"; then
+    echo "bench.sh: starting on a busy machine: its timings will be marked noisy" >&2
+fi
 # --python=same: benchmark the installed .venv; --set-commit-hash: results of an "existing"
-# environment are saved only when tied to a commit.
-if ! "$PYTHON" -m asv run --python=same --machine "$MACHINE" --set-commit-hash "$CONVBENCH_COMMIT" "$@"; then
+# environment are saved only when tied to a commit; --record-samples: keep the samples, for the
+# second pass to add to. Unbuffered, so that asv's lines reach the progress filter as they come.
+asv_run() {
+    PYTHONUNBUFFERED=1 "$PYTHON" -m asv run --python=same --machine "$MACHINE" \
+        --set-commit-hash "$CONVBENCH_COMMIT" --record-samples "$@" 2>&1 |
+        "$PYTHON" scripts/asv_trust.py progress
+}
+if ! asv_run "$@"; then
     echo "bench.sh: asv run reported failed benchmarks (see above); publishing the rest" >&2
+fi
+QUICK=""
+for arg in "$@"; do
+    case "$arg" in --quick | -q) QUICK=1 ;; esac
+done
+if [ -z "${CONVBENCH_NO_REMEASURE:-}" ] && [ -z "$QUICK" ]; then
+    mapfile -t AGAIN < <("$PYTHON" scripts/asv_trust.py noisy "results/$MACHINE" --commit "$CONVBENCH_COMMIT")
+    if [ "${#AGAIN[@]}" -gt 0 ]; then
+        echo "bench.sh: measuring the $((${#AGAIN[@]} / 2)) noisy timings again, keeping every sample"
+        if ! asv_run --append-samples "${AGAIN[@]}"; then
+            echo "bench.sh: the second pass reported failed benchmarks (see above)" >&2
+        fi
+    fi
 fi
 # CONVBENCH_ASV_ONLY=1: stop here (a slice of a longer run; scripts/gpu_session.sh).
 if [ -n "${CONVBENCH_ASV_ONLY:-}" ]; then

@@ -14,6 +14,7 @@ from benchmarks import common, conv
 from convbench import memory, records, suite
 from convbench.agreement import tolerance
 from convbench.backends.scipy_signal import ScipySignalBackend
+from convbench.threads import default_threads
 
 CONV_METRICS = ["Conv.peakmem_op", "Conv.time_op", "Conv.track_max_rel"]
 
@@ -65,6 +66,9 @@ def test_a_case_set_up_is_ready_for_every_metric(written):
             "reason": None,
             **scipy_facts("float32", 3),
             "commit": "abc123",
+            # scipy runs one thread whatever it is asked; every CPU backend is asked all cores.
+            "threads_asked": default_threads(),
+            "threads": 1,
         }
         for name in CONV_METRICS
     ]
