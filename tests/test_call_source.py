@@ -168,6 +168,18 @@ def test_writing_a_source_imports_no_framework() -> None:
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("name", ["torch-cpu", "tensorflow-cpu", "jax-cpu", "opencv-cpu"])
+def test_size_one_axes_with_negative_strides_are_copied(name: str) -> None:
+    """numpy calls a reversed (1, W) row or a rotated 1x1 kernel contiguous and keeps its
+    negative strides, which torch.from_numpy refuses: the source copies them."""
+    backend = convbench.get_backend(name)
+    if backend.unavailable_reason:
+        pytest.skip(backend.unavailable_reason)
+    row = np.arange(1.0, 6.0)[None, :][::-1]
+    for image, kernel in ((row, np.array([[2.0]])), (np.array([[0.5]]), np.array([[-1.5]]))):
+        check(backend, image, kernel, ConvSpec(op="convolve", mode="full"))
+
+
 def test_the_source_reads_as_its_library_is_called() -> None:
     source = convbench.get_backend("torch-cpu").call_source(
         ConvSpec("convolve", "same", "symm"), (64, 64), (4, 4), "float32"
@@ -178,8 +190,8 @@ def test_the_source_reads_as_its_library_is_called() -> None:
         "import torch.nn.functional as F\n"
         "\n"
         "# F.conv2d cross-correlates; to convolve, the kernel is rotated 180 degrees\n"
-        "k = np.ascontiguousarray(kernel[::-1, ::-1], dtype=np.float32)\n"
-        "x = np.ascontiguousarray(image, dtype=np.float32)\n"
+        "k = np.array(kernel[::-1, ::-1], dtype=np.float32, order='C')\n"
+        "x = np.array(image, dtype=np.float32, order='C')\n"
         "# conv2d pads with zeros only:\n"
         "# the image is padded for convolve 'same' (symm: mirrored, the edge repeated), then run "
         "'valid'\n"

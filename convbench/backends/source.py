@@ -52,11 +52,14 @@ class Source:
         return numpy_dtype_source(self.dtype)
 
     def cast(self, expression: str, contiguous: bool = False, dtype: str | None = None) -> str:
-        """``expression`` as an array of the compute dtype (or of ``dtype``), C-contiguous when
-        asked: frameworks that take numpy memory as it lies refuse negative strides."""
-        function = "np.ascontiguousarray" if contiguous else "np.asarray"
+        """``expression`` as an array of the compute dtype (or of ``dtype``), a fresh C-ordered
+        copy when ``contiguous``: frameworks that take numpy memory as it lies refuse negative
+        strides, and ``np.ascontiguousarray`` keeps them on an array with a size-1 axis (a
+        reversed (1, W) row or 1x1 kernel counts as contiguous), where a copy never has them."""
         named = self.np_dtype if dtype is None else numpy_dtype_source(dtype)
-        return f"{function}({expression}, dtype={named})"
+        if contiguous:
+            return f"np.array({expression}, dtype={named}, order='C')"
+        return f"np.asarray({expression}, dtype={named})"
 
     def text(self) -> str:
         return "\n".join([*self.imports, "", *self.lines]) + "\n"
