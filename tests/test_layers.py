@@ -480,7 +480,26 @@ def _known_refusal(backend: Backend, case: Case) -> str | None:
     tensorflow_cpu = backend.name in ("tensorflow-cpu", "keras-cpu")
     if tensorflow_cpu and case.image.dtype.name == "bfloat16" and single:
         return "CPU Conv2D in bfloat16 computes wrong values where an axis with a stride"
+    if tensorflow_cpu and case.image.dtype.name == "float32" and _one_column_batch(case):
+        return "CPU Conv2D in float32 computes wrong values for a batch of one input channel"
     return None
+
+
+def _one_column_batch(case: Case) -> bool:
+    """A batch of one-channel samples, stride 1 on H and above 1 on W, one output column, more
+    than one row, a kernel more than one column wide, undilated on W."""
+    spec, shape = case.spec, case.image.shape
+    rows, columns = spec.output_shape(shape, case.kernel.shape)[-2:]
+    one_channel = len(shape) == 3 or (len(shape) == 4 and shape[1] == 1)
+    return (
+        len(shape) > 2
+        and shape[0] > 1
+        and one_channel
+        and spec.stride[0] == 1 < spec.stride[1]
+        and columns == 1 < rows
+        and case.kernel.shape[-1] > 1
+        and spec.dilation[1] == 1
+    )
 
 
 def test_the_layer_backends_are_those_that_say_so(backend: Backend) -> None:
@@ -668,3 +687,51 @@ def test_tensorflow_cpu_refuses_bfloat16_where_a_strided_axis_has_one_output(nam
     )
     assert backend.layer_unsupported(spec, (7, 3), (2, 3), "float32") is None
     assert backend.layer_unsupported(spec, (7, 5), (2, 3), "bfloat16") is None
+
+
+# A batch of 3 one-channel 6x5 images, a 3x4 kernel, 'valid' at stride (1, 2): 4 rows, 1 column.
+COLUMN_CASE = ((3, 6, 5), (3, 4), ConvSpec("convolve", "valid", stride=(1, 2)))
+
+
+@pytest.mark.parametrize("name", ["tensorflow-cpu", "keras-cpu"])
+def test_tensorflow_cpu_refuses_float32_batches_of_one_strided_column(name: str) -> None:
+    backend = _available(name)
+    image_shape, kernel_shape, spec = COLUMN_CASE
+    reason = backend.layer_unsupported(spec, image_shape, kernel_shape, "float32")
+    assert reason == (
+        "TensorFlow's CPU Conv2D in float32 computes wrong values for a batch of one input "
+        "channel whose W axis, strided and undilated, has a single output while H, at stride 1, "
+        "has more; this case has 3 samples, 4 rows and 1 column out at stride (1, 2)"
+    )
+    assert backend.layer_unsupported(spec, (2, 1, 6, 5), (2, 1, 3, 4), "float32") == reason.replace(
+        "3 samples", "2 samples"
+    )
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "kernel_shape", "spec", "dtype"),
+    [
+        # One sample, two input channels, float64, the same image transposed, a 1-wide kernel,
+        # a dilated W axis, one output row, two output columns: each computes correctly.
+        ((6, 5), (3, 4), COLUMN_CASE[2], "float32"),
+        ((1, 6, 5), (3, 4), COLUMN_CASE[2], "float32"),
+        ((3, 2, 6, 5), (1, 2, 3, 4), COLUMN_CASE[2], "float32"),
+        ((3, 6, 5), (3, 4), COLUMN_CASE[2], "float64"),
+        ((3, 5, 6), (4, 3), ConvSpec("convolve", "valid", stride=(2, 1)), "float32"),
+        ((3, 6, 2), (3, 1), COLUMN_CASE[2], "float32"),
+        ((3, 6, 3), (3, 2), ConvSpec(mode="valid", stride=(1, 2), dilation=(1, 2)), "float32"),
+        ((3, 3, 5), (3, 4), COLUMN_CASE[2], "float32"),
+        ((3, 6, 7), (3, 4), COLUMN_CASE[2], "float32"),
+    ],
+)
+def test_tensorflow_cpu_computes_the_cases_next_to_the_float32_column_defect(
+    image_shape, kernel_shape, spec: ConvSpec, dtype: str
+) -> None:
+    backend = _available("tensorflow-cpu")
+    assert backend.layer_unsupported(spec, image_shape, kernel_shape, dtype) is None
+    rng = np.random.default_rng(27)
+    image = rng.standard_normal(image_shape).astype(dtype)
+    kernel = rng.standard_normal(kernel_shape).astype(dtype)
+    out = backend.prepare(image, kernel, spec).result()
+    expected = reference(image, kernel, spec)
+    assert agreement_for(backend, out, expected, image, kernel, spec).ok

@@ -32,7 +32,7 @@ from convbench.backends.source import (
 )
 from convbench.backends.tensorflow_conv import (
     check_placement,
-    cpu_bfloat16_stride_defect,
+    cpu_conv2d_defect,
     import_tensorflow,
 )
 from convbench.spec import ConvSpec
@@ -88,8 +88,8 @@ class KerasBackend(Backend):
                 f"Keras Conv2D does not take strides > 1 with dilation_rate > 1; {self.name} "
                 f"cannot compute stride {spec.stride} with dilation {spec.dilation}"
             )
-        # Conv2D runs TensorFlow's CPU kernel, defect included.
-        return cpu_bfloat16_stride_defect(spec, image_shape, kernel_shape, dtype)
+        # Conv2D runs TensorFlow's CPU kernel, defects included.
+        return cpu_conv2d_defect(spec, image_shape, kernel_shape, dtype)
 
     def settings(self) -> dict[str, str]:
         keras = import_keras()

@@ -149,6 +149,46 @@ def cpu_bfloat16_stride_defect(
     )
 
 
+def cpu_float32_column_defect(
+    spec: ConvSpec, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: str
+) -> str | None:
+    """Why TensorFlow's CPU Conv2D cannot compute this case, or None: in float32, a batch of more
+    than one sample with one input channel, stride 1 on H and above 1 on W, gets wrong values
+    (values near 1e35, memory never written) where it has a single output column but more than
+    one row, from a kernel more than one column wide at dilation 1 on W. Measured in
+    docs/findings.md."""
+    if dtype != "float32":
+        return None
+    samples = 1 if len(image_shape) == 2 else image_shape[0]
+    channels = image_shape[1] if len(image_shape) == 4 else 1
+    out_h, out_w = spec.output_shape(image_shape, kernel_shape)[-2:]
+    (step_h, step_w), kernel_w = spec.stride, kernel_shape[-1]
+    if not (
+        samples > 1
+        and channels == 1
+        and step_h == 1 < step_w
+        and out_w == 1 < out_h
+        and kernel_w > 1
+        and spec.dilation[1] == 1
+    ):
+        return None
+    return (
+        "TensorFlow's CPU Conv2D in float32 computes wrong values for a batch of one input "
+        "channel whose W axis, strided and undilated, has a single output while H, at stride 1, "
+        f"has more; this case has {samples} samples, {out_h} rows and 1 column out at stride "
+        f"{spec.stride}"
+    )
+
+
+def cpu_conv2d_defect(
+    spec: ConvSpec, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], dtype: str
+) -> str | None:
+    """Why TensorFlow's CPU Conv2D computes this case wrongly, or None (docs/findings.md)."""
+    return cpu_bfloat16_stride_defect(
+        spec, image_shape, kernel_shape, dtype
+    ) or cpu_float32_column_defect(spec, image_shape, kernel_shape, dtype)
+
+
 def check_placement(wanted: str, placed: str) -> None:
     """Raise when TensorFlow ran an op somewhere other than ``wanted`` ('/GPU:0', '/CPU:0')."""
     kind, index = wanted.strip("/").split(":")
@@ -199,7 +239,7 @@ class TensorFlowBackend(Backend):
         dtype: str,
     ) -> str | None:
         if self.device == "cpu":
-            return cpu_bfloat16_stride_defect(spec, image_shape, kernel_shape, dtype)
+            return cpu_conv2d_defect(spec, image_shape, kernel_shape, dtype)
         return None
 
     def dtype_unsupported(self, dtype: str) -> str | None:
