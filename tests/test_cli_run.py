@@ -82,8 +82,10 @@ def test_every_timing_carries_its_trust(sweep_file):
     assert (ran.threads_asked == default_threads()).all()  # every core this process may use
     assert ran.passes.isin([1, 2]).all()
     twice = ran[ran.passes == 2]
-    assert twice.pass1_noisy.all()  # only noisy timings are taken again
-    assert twice.reported_pass.isin([1, 2]).all()
+    # On a quiet machine no timing is noisy: nothing is taken again and no pass1_* column exists.
+    if not twice.empty:
+        assert twice.pass1_noisy.all()  # only noisy timings are taken again
+        assert twice.reported_pass.isin([1, 2]).all()
 
 
 def test_run_sweeps_thread_counts(tmp_path):
