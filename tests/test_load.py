@@ -189,11 +189,19 @@ def test_probe_does_not_count_this_process_or_its_children():
     if not before.quiet:
         pytest.skip(f"the machine is busy, so 'quiet' cannot be checked: {before.warning()}")
     child = subprocess.Popen([sys.executable, "-c", BURN.format(seconds=1.5)])
-    burning = threading.Thread(target=lambda: exec(BURN.format(seconds=0.8)))
+    done = threading.Event()
+
+    def burn_then_wait() -> None:
+        exec(BURN.format(seconds=0.8))
+        done.wait()  # alive until the probe has read it: a thread that has ended has no stat
+
+    burning = threading.Thread(target=burn_then_wait)
     time.sleep(0.2)  # the child's interpreter starting
     with LoadProbe() as probe:
         burning.start()
-        burning.join()
+        time.sleep(0.9)
+    done.set()
+    burning.join()
     child.wait()
     measured = probe.result
     assert measured.seconds >= 0.8
