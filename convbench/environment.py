@@ -35,6 +35,8 @@ from convbench.suite import TIMING
 from convbench.timing import copy_bandwidth
 
 ENVIRONMENT_FILE = "convbench-environment.json"
+# The run-to-run spread of timings on a machine (scripts/reproducibility.py --save), beside it.
+REPRODUCIBILITY_FILE = "convbench-reproducibility.json"
 # The copy whose rate is the bandwidth ceiling: large enough to miss every cache.
 BANDWIDTH_BYTES = 256 * 2**20
 BANDWIDTH_REPEATS = 5

@@ -73,6 +73,12 @@ fi
 if [ -n "${CONVBENCH_ASV_ONLY:-}" ]; then
     exit 0
 fi
+# The run-to-run spread the report states for this machine: the same cases timed by three fresh
+# processes (about a minute; not for a --quick run).
+if [ -z "$QUICK" ] && [ -z "${CONVBENCH_NO_REPRODUCIBILITY:-}" ]; then
+    "$PYTHON" scripts/reproducibility.py --save "results/$MACHINE" ||
+        echo "bench.sh: the run-to-run spread could not be measured (see above)" >&2
+fi
 "$PYTHON" -m convbench env --machine "$MACHINE"
 "$PYTHON" -m asv publish
 # convbench's own report: every machine under results/, side by side, in one offline page.

@@ -10,11 +10,17 @@ busy machine beside it is the machine, not the timer.
 
     python scripts/reproducibility.py                 # 3 runs, all cores, 1 s per case
     python scripts/reproducibility.py --runs 5 --threads 1 --json repro.json
+    python scripts/reproducibility.py --save results/MACHINE   # for that machine's report
+
+``--save DIR`` writes the figure and every case's medians to ``DIR/convbench-reproducibility.json``
+(``convbench.environment.REPRODUCIBILITY_FILE``), beside the machine's asv results: the report
+states it in the machine's section (``scripts/bench.sh`` runs this after a full run).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import subprocess
@@ -23,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from convbench import environment
+from convbench.atomic import write_text
 from convbench.load import machine_state
 from convbench.sweep import load_stream
 from convbench.threads import default_threads
@@ -60,13 +67,62 @@ def run_once(threads: int, min_run_time: float) -> dict[str, dict]:
         return {case_name(record): record for record in load_stream(out)}
 
 
+def summary(runs: list[dict[str, dict]], threads: int) -> dict:
+    """The figure of ``runs`` (each a run's records by case), with every case's medians, the
+    background load each run saw and how many of its timings were noisy: what ``--save`` writes
+    (``convbench.report.results`` reads it)."""
+    cases = []
+    for case in runs[0]:
+        facts = [run[case] for run in runs if run.get(case, {}).get("status") == "ok"]
+        if len(facts) < 2:
+            cases.append({"case": case, "measured": False, "reason": runs[0][case].get("reason")})
+            continue
+        medians = [f["median_s"] for f in facts]
+        cases.append(
+            {
+                "case": case,
+                "measured": True,
+                "medians_s": medians,
+                "difference": max(medians) / min(medians) - 1,
+                "held_to_goal": min(medians) >= LONG_OP,
+                "other_cores": [f["other_cores"] for f in facts],
+                "noisy": sum(bool(f["noisy"]) for f in facts),
+            }
+        )
+    held = [case for case in cases if case.get("held_to_goal")]
+    differences = [case["difference"] for case in held]
+    loads = [c for case in cases for c in case.get("other_cores", []) if c is not None]
+    largest = max(held, key=lambda case: case["difference"], default=None)
+    return {
+        "version": 1,
+        "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": environment.cpu_model(),
+        "threads": threads,
+        "runs": len(runs),
+        "long_op_s": LONG_OP,
+        "goal": GOAL,
+        "cases_held": len(held),
+        "median_difference": statistics.median(differences) if differences else None,
+        "largest_difference": largest["difference"] if largest else None,
+        "largest_case": largest["case"] if largest else None,
+        "most_other_cores": max(loads) if loads else None,
+        "noisy": sum(case.get("noisy", 0) for case in cases),
+        "cases": cases,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--min-run-time", type=float, default=1.0)
     parser.add_argument("--json", type=Path, help="also write every run's records here")
+    parser.add_argument(
+        "--save", type=Path, metavar="DIR", help="write the figure to DIR for the report"
+    )
     args = parser.parse_args()
+    if args.runs < 2:
+        parser.error(f"--runs {args.runs}: a difference needs at least 2 runs")
 
     print(f"machine: {environment.cpu_model()}, threads per library: {args.threads}")
     runs = []
@@ -75,32 +131,30 @@ def main() -> None:
         print(f"run {index + 1}: " + (state.warning() or f"quiet ({state.load})"))
         runs.append(run_once(args.threads, args.min_run_time))
 
-    differences = []
-    for case in runs[0]:
-        facts = [run[case] for run in runs if run.get(case, {}).get("status") == "ok"]
-        if len(facts) < 2:
-            print(f"{case:40s} not measured: {runs[0][case].get('reason')}")
+    found = summary(runs, args.threads)
+    for case in found["cases"]:
+        name = case["case"]
+        if not case["measured"]:
+            print(f"{name:40s} not measured: {case['reason']}")
             continue
-        medians = [f["median_s"] for f in facts]
-        difference = max(medians) / min(medians) - 1
-        if min(medians) >= LONG_OP:
-            differences.append(difference)
-        load = ", ".join(
-            "unknown" if f["other_cores"] is None else f"{f['other_cores']:.2f}" for f in facts
-        )
-        noisy = sum(f["noisy"] for f in facts)
+        medians = ", ".join(format_seconds(m) for m in case["medians_s"])
+        load = ", ".join("unknown" if c is None else f"{c:.2f}" for c in case["other_cores"])
         print(
-            f"{case:40s} medians {', '.join(format_seconds(m) for m in medians):30s} "
-            f"difference {difference:6.1%}  other cores {load}  noisy {noisy}/{len(facts)}"
+            f"{name:40s} medians {medians:30s} difference {case['difference']:6.1%}  "
+            f"other cores {load}  noisy {case['noisy']}/{len(case['medians_s'])}"
         )
-    if differences:
-        middle = statistics.median(differences)
+    if found["median_difference"] is not None:
         print(
-            f"median run-to-run difference over {len(differences)} cases of {LONG_OP * 1e3:g} "
-            f"ms or more: {middle:.1%} (goal {GOAL:.0%}; largest {max(differences):.1%})"
+            f"median run-to-run difference over {found['cases_held']} cases of "
+            f"{LONG_OP * 1e3:g} ms or more: {found['median_difference']:.1%} (goal {GOAL:.0%}; "
+            f"largest {found['largest_difference']:.1%})"
         )
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "runs": runs}, indent=1))
+    if args.save:
+        path = args.save / environment.REPRODUCIBILITY_FILE
+        write_text(path, json.dumps(found, indent=1) + "\n")
+        print(f"saved: {path}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from convbench import failures, records
 from convbench.cli import main
-from convbench.environment import ENVIRONMENT_FILE
+from convbench.environment import ENVIRONMENT_FILE, REPRODUCIBILITY_FILE
 from convbench.report import (
     NoResults,
     ResultsWarning,
@@ -862,3 +862,61 @@ def test_any_environment_record_is_survived_by_the_page_s_sections(
     )
     (pair,) = html.machines_section(model)
     assert len(pair.differences.rows) == len(differences)
+
+
+SPREAD = {
+    "version": 1,
+    "measured": "2026-11-25T18:55:10+00:00",
+    "cpu": "AMD EPYC",
+    "threads": 2,
+    "runs": 3,
+    "long_op_s": 1e-3,
+    "goal": 0.03,
+    "cases_held": 8,
+    "median_difference": 0.011,
+    "largest_difference": 0.065,
+    "largest_case": "torch-cpu 1024x1024 k=3 float32",
+    "most_other_cores": 0.03,
+    "noisy": 0,
+    "cases": [],
+}
+
+
+def test_a_machine_s_run_to_run_spread_is_stated_in_its_section(copy, quick_figures):
+    store(copy / CPU / REPRODUCIBILITY_FILE, SPREAD)
+    loaded = read_results(copy)
+    assert loaded.problems == ()
+    assert loaded.reproducibility[CPU]["median_difference"] == 0.011
+    assert GPU not in loaded.reproducibility
+    prose = " ".join(html.page(read_model(copy, measure=None)).split())
+    cpu, gpu = (prose.split(f"Machine {name}</h2>")[1].split("<h2")[0] for name in (CPU, GPU))
+    assert (
+        "Run to run: the same 8 timings of 1 ms or more, each taken by 3 fresh processes on "
+        "2026-11-25, differ by a median 1.1% (largest 6.5%, torch-cpu 1024x1024 k=3 float32); "
+        "other processes took at most 0.03 cores meanwhile (within the 3% goal)." in cpu
+    )
+    assert (
+        f"Run to run: not measured on this machine (python scripts/reproducibility.py --save "
+        f"results/{GPU})" in gpu
+    )
+
+
+def test_a_run_to_run_spread_above_the_goal_says_so(copy, quick_figures):
+    store(copy / CPU / REPRODUCIBILITY_FILE, {**SPREAD, "median_difference": 0.11})
+    prose = " ".join(html.page(read_model(copy, measure=None)).split())
+    assert "differ by a median 11.0%" in prose and "(above the 3% goal)" in prose
+
+
+def test_a_damaged_run_to_run_spread_is_named_and_left_out(copy, pristine):
+    path = copy / CPU / REPRODUCIBILITY_FILE
+    store(path, {**SPREAD, "median_difference": "small", "runs": 0})
+    loaded = read_results(copy)
+    assert said(loaded, path) == [
+        "runs=0 is not a count; median_difference='small' is not a number >= 0: left out"
+    ]
+    assert loaded.reproducibility[CPU]["median_difference"] is None
+    same(loaded.results, pristine.results)
+    path.write_text("{")
+    loaded = read_results(copy)
+    assert CPU not in loaded.reproducibility
+    assert said(loaded, path)[0].startswith("skipped: not JSON")

@@ -95,6 +95,7 @@ def read_model(
         source=str(results_dir),
         problems=loaded.problems,
         impossible=loaded.impossible,
+        reproducibility=loaded.reproducibility,
     )
 
 

@@ -145,6 +145,33 @@ def noisy_words(trust) -> str:
     return ", ".join(f"{count} {words}" for count, words in counts if count)
 
 
+def run_to_run_words(machine: str, spread: Mapping[str, object] | None) -> str:
+    """What the report states of a machine's run-to-run spread (a ``Model.reproducibility``
+    value), or how to measure it where it was not."""
+    if not spread or spread.get("median_difference") is None:
+        return (
+            "not measured on this machine (python scripts/reproducibility.py --save "
+            f"results/{machine}): how far a time could move in a second run is not known here."
+        )
+    long_op = spread.get("long_op_s") or 1e-3
+    text = (
+        f"the same {spread.get('cases_held') or '?'} timings of {format_seconds(long_op)} or "
+        f"more, each taken by {spread.get('runs') or '?'} fresh processes"
+        f"{' on ' + str(spread['measured'])[:10] if spread.get('measured') else ''}, differ by a "
+        f"median {spread['median_difference']:.1%}"
+    )
+    if spread.get("largest_difference") is not None:
+        text += f" (largest {spread['largest_difference']:.1%}"
+        text += f", {spread['largest_case']})" if spread.get("largest_case") else ")"
+    if spread.get("most_other_cores") is not None:
+        text += f"; other processes took at most {spread['most_other_cores']:.2f} cores meanwhile"
+    goal = spread.get("goal")
+    if goal:
+        within = spread["median_difference"] <= goal
+        text += f" ({'within' if within else 'above'} the {goal:.0%} goal)"
+    return text + ". A ratio between two runs closer to 1 than this is no finding."
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -245,6 +272,7 @@ class MachineView:
     trust: tuple | None = None
     noisy: Table | None = None
     roofline: RooflineView | None = None
+    run_to_run: str = ""
 
 
 def _fastest_cell(r) -> Cell:
@@ -348,6 +376,7 @@ def machine_section(model: Model, machine: str, colors: dict[str, str]) -> Machi
         "gpu": str(env.get("gpu") or "no GPU recorded"),
         "trust": next(trust.itertuples()) if not trust.empty else None,
         "noisy": noisy_table(timed) if timed.noisy.any() else None,
+        "run_to_run": run_to_run_words(machine, model.reproducibility.get(machine)),
     }
     if times.empty:
         return MachineView(**described)

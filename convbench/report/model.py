@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -31,7 +31,8 @@ class Model:
     ``machine_pairs`` every pair of machines (sorted), with ``ratios`` (``machine_ratios`` of
     every pair, one frame) and ``differences`` (``environment_diff`` of each pair);
     ``ceilings`` and ``roofline`` each CPU's roofline and every CPU result under it;
-    ``use_this`` the backend to use per case and ``crossover`` direct against FFT methods.
+    ``use_this`` the backend to use per case and ``crossover`` direct against FFT methods;
+    ``reproducibility`` each machine's measured run-to-run spread, where it was measured.
     """
 
     results: pd.DataFrame
@@ -62,6 +63,7 @@ class Model:
     impossible: pd.DataFrame
     generated: str = ""
     source: str = ""
+    reproducibility: Mapping[str, dict] = field(default_factory=dict)
 
 
 def build_model(
@@ -72,6 +74,7 @@ def build_model(
     source: str = "",
     problems: Sequence[Problem] = (),
     impossible: pd.DataFrame | None = None,
+    reproducibility: Mapping[str, dict] | None = None,
 ) -> Model:
     times = tables.op_times(results)
     floors = {machine: floor for machine, (floor, _) in bandwidth.items()}
@@ -121,4 +124,5 @@ def build_model(
         impossible=pd.DataFrame(columns=IMPOSSIBLE) if impossible is None else impossible,
         generated=generated,
         source=source,
+        reproducibility=dict(reproducibility or {}),
     )

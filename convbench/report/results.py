@@ -41,7 +41,7 @@ import os
 import reprlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from asv.benchmarks import Benchmarks
 from asv.results import Results
 
 from convbench import failures, records
-from convbench.environment import ENVIRONMENT_FILE
+from convbench.environment import ENVIRONMENT_FILE, REPRODUCIBILITY_FILE
 
 # The suites' parameter names, for results whose benchmarks.json is missing or unreadable.
 PARAM_NAMES = {
@@ -83,7 +83,7 @@ POSSIBLE = {
     "track": (lambda v: v >= 0, "an error (max_rel) cannot be negative"),
 }
 # Files of a machine's folder that are not asv results.
-NOT_RESULTS = {"machine.json", "benchmarks.json", ENVIRONMENT_FILE}
+NOT_RESULTS = {"machine.json", "benchmarks.json", ENVIRONMENT_FILE, REPRODUCIBILITY_FILE}
 COLUMNS = [
     "machine",
     "commit",
@@ -141,6 +141,7 @@ class Loaded:
     environments: dict[str, dict]
     impossible: pd.DataFrame
     problems: tuple[Problem, ...]
+    reproducibility: dict[str, dict] = field(default_factory=dict)
 
 
 class Unreadable(Exception):
@@ -173,6 +174,19 @@ ENVIRONMENT_FIELDS: dict[str, Check] = {
     "backends": OBJECT,
 }
 BACKEND_FIELDS: dict[str, Check] = {"available": FLAG, "settings": OBJECT}
+# A machine's run-to-run spread (scripts/reproducibility.py --save): the fields the report states.
+REPRODUCIBILITY_FIELDS: dict[str, Check] = {
+    "measured": TEXT,
+    "runs": COUNT,
+    "threads": COUNT,
+    "cases_held": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a count"),
+    "long_op_s": POSITIVE,
+    "goal": POSITIVE,
+    "median_difference": NOT_NEGATIVE,
+    "largest_difference": NOT_NEGATIVE,
+    "largest_case": TEXT,
+    "most_other_cores": NOT_NEGATIVE,
+}
 # What the report reads of an asv results file besides its machine (all of them required).
 RESULTS_FIELDS: dict[str, Check] = {
     "commit_hash": TEXT,
@@ -564,6 +578,25 @@ def _environments(results_dir: Path, reader: _Reader) -> dict[str, dict]:
     return found
 
 
+def _reproducibility(results_dir: Path, reader: _Reader) -> dict[str, dict]:
+    """Each machine's run-to-run spread, by its folder's name (the file sits beside the machine's
+    results), each field the report states of the type it needs (a field that is not is left
+    out, noted)."""
+    found = {}
+    for path in sorted(results_dir.glob(f"**/{REPRODUCIBILITY_FILE}")):
+        try:
+            record = _read_json(path)
+        except Unreadable as why:
+            reader.note(path, f"skipped: {why}")
+            continue
+        kept, faults = _checked(record, REPRODUCIBILITY_FIELDS)
+        if faults:
+            reader.note(path, f"{'; '.join(faults)}: left out")
+        machine = results_dir.name if path.parent == results_dir else path.parent.name
+        found[machine] = {name: kept.get(name) for name in REPRODUCIBILITY_FIELDS}
+    return found
+
+
 def read_results(results_dir: str | Path) -> Loaded:
     """Every result under ``results_dir`` (a results root or one machine's folder), with what the
     run recorded of each case, and everything that could not be used as it stood (see the
@@ -597,11 +630,13 @@ def read_results(results_dir: str | Path) -> Loaded:
             f"counted ({why}: {_listed(values.value)})",
         )
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    spread = _reproducibility(results_dir, reader)
     return Loaded(
         results=frame.astype({name: float for name in FLOATS}),
         environments=environments,
         impossible=impossible,
         problems=tuple(reader.problems),
+        reproducibility=spread,
     )
 
 
