@@ -53,10 +53,12 @@ import functools
 import inspect
 import itertools
 import math
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -81,6 +83,18 @@ WARMUP_TIME = 0.1
 # passed the suite's seconds of sampling: the clock counts the sampling as possibly over this
 # much earlier.
 SAMPLING_SLACK = 0.05
+
+
+def input_cache() -> Path | None:
+    """Where the suites keep the large seeded images they draw (``suite.make_inputs``'s
+    ``cache``): ``$CONVBENCH_INPUT_CACHE``, "off" for none; by default ``.asv/inputs`` beside
+    asv's own state (ignored by git, about 0.5 GiB for the default grid). asv starts a process
+    per case, and each would draw its image again: about a second at 8192², against 40 ms to
+    read it back."""
+    chosen = os.environ.get("CONVBENCH_INPUT_CACHE", "")
+    if chosen == "off":
+        return None
+    return Path(chosen) if chosen else Path(__file__).resolve().parents[1] / ".asv" / "inputs"
 
 
 def calibrate(fn: Callable[[], object], wait: Callable[[], None], cold: bool = True) -> int:
@@ -228,7 +242,9 @@ class Case:
         return suite.metric_skip_reason(metric_kind(metric), self.size, self.kernel, self.batch)
 
     def inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        return suite.make_inputs(self.size, self.kernel, self.dtype, self.batch)
+        return suite.make_inputs(
+            self.size, self.kernel, self.dtype, self.batch, cache=input_cache()
+        )
 
 
 @dataclass(frozen=True)
@@ -284,7 +300,7 @@ class ConvSuite(ABC):
     little while the whole suite must run in minutes.
     """
 
-    params: ClassVar[tuple[list, ...]] = (list(suite.BACKENDS),)
+    params: ClassVar[tuple[list, ...]] = (list(suite.grid_backends()),)
     param_names: ClassVar[tuple[str, ...]] = ("backend",)
     rounds = 1
     repeat = (3, 20, 2.0)
@@ -425,6 +441,15 @@ class ConvSuite(ABC):
         records.append([self._make(name, *self._known(), "failed", reason, self.ready.threads)])
 
 
+def _grid_skips(suite_class: type[ConvSuite], params: tuple) -> bool:
+    """Whether the grid rules this combination out for every metric; a backend that cannot be
+    asked (a broken plugin) rules nothing out here: its ``setup`` records why."""
+    try:
+        return suite_class.case(*params).skip_reason() is not None
+    except Exception:
+        return False
+
+
 def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callable:
     """``method`` as the metric ``name`` of ``suite_class``: an error is recorded as the case's
     failure, then raised for asv; run over the parameter values that some combination measures,
@@ -444,7 +469,10 @@ def _metric(suite_class: type[ConvSuite], name: str, method: Callable) -> Callab
 
     combos = list(itertools.product(*suite_class.params))
     ruled_out = {c for c in combos if metric_skip_reason(name, suite_class.case(*c))}
-    measured = [c for c in combos if c not in ruled_out]
+    # The grid's own rule (``case.skip_reason``: declared by the backend objects, no framework
+    # imported) decides which values are measured at all; a combination it rules out among the
+    # values kept is still set up, and its record says why it is skipped.
+    measured = [c for c in combos if c not in ruled_out and not _grid_skips(suite_class, c)]
     if measured:
         # asv forks a process for every combination of a benchmark's parameters, even one that it
         # skips: a metric that the grid takes on part of it only gets parameters of its own, the

@@ -14,7 +14,7 @@ from convbench import suite
 
 from .common import Case, ConvSuite, PeakmemOp, TimeOp, TrackMaxRel
 
-suite.preimport()
+suite.preimport(suite.grid_backends())
 
 
 class Conv(TimeOp, PeakmemOp, TrackMaxRel):
@@ -51,7 +51,7 @@ class ConvSettings(TimeOp, TrackMaxRel):
     first value of each option is the library's default). float32, where TF32 applies."""
 
     params = (
-        list(suite.setting_variants()),
+        list(suite.setting_variants(suite.grid_backends())),
         list(suite.SETTING_SIZES),
         list(suite.SETTING_KERNELS),
     )

@@ -25,7 +25,7 @@ from convbench.timing import WallClock
 
 from .common import PeakmemOp, TimeOp, TrackMaxRel
 
-suite.preimport(layers.BACKENDS)
+suite.preimport(suite.grid_backends(layers.BACKENDS))
 
 # Blocks of ops timed for track_gflops: the median of a few, as time_op's samples are.
 GFLOPS_BLOCKS = 5
@@ -73,7 +73,12 @@ class Layer(TimeOp, PeakmemOp, TrackMaxRel):
     block of ops lasts longer, and its spread is as narrow.
     """
 
-    params = (list(layers.NAMES), list(layers.BACKENDS), list(layers.BATCHES), list(layers.DTYPES))
+    params = (
+        list(layers.NAMES),
+        list(suite.grid_backends(layers.BACKENDS)),
+        list(layers.BATCHES),
+        list(layers.DTYPES),
+    )
     param_names = ("layer", "backend", "batch", "dtype")
     repeat = (3, 10, 2.0)
 

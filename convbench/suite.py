@@ -18,13 +18,18 @@ that gives its count and the budget; GPU backends have no budget.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convbench.atomic import write_text, write_with
 from convbench.backends.requirements import missing_requirement
 from convbench.registry import BUILTIN, get_backend
 from convbench.spec import ConvSpec, numpy_dtype
@@ -37,6 +42,9 @@ if TYPE_CHECKING:
 SPEC = ConvSpec()
 
 BACKENDS = tuple(decl.name for decl in BUILTIN)
+# Which backends the asv suites take as parameters: unset, the ones this machine may run; "all",
+# every one of ``BACKENDS``; or a comma-separated list of names.
+GRID_BACKENDS_VARIABLE = "CONVBENCH_ASV_BACKENDS"
 SIZES = (64, 256, 1024, 2048, 4096, 8192)
 # 4: an even kernel, where 'same' padding is asymmetric; 15 and 31: where FFT methods overtake
 # direct ones.
@@ -97,10 +105,46 @@ def default_variant(backend: str) -> str:
     return variant_name(backend, {option: values[0] for option, values in choices.items()})
 
 
-def setting_variants() -> tuple[str, ...]:
-    """Every combination of ``SETTING_OPTIONS``' values, per backend."""
+def grid_backends(
+    backends: tuple[str, ...] = BACKENDS, chosen: str | None = None
+) -> tuple[str, ...]:
+    """The backends of ``backends`` that the asv suites take as parameters, in their order.
+
+    ``chosen`` (default: the environment variable ``CONVBENCH_ASV_BACKENDS``) is unset or empty
+    for those this machine may run, judged without importing a framework or touching a device
+    (``missing_requirement``: the package is installed and, for a GPU backend, a GPU device node
+    exists); "all" for every one, each that cannot run recorded as skipped with its reason; or a
+    comma-separated list of names, kept in ``backends``' order. Leaving out what cannot run spares
+    asv a process per combination (a quick run of the default suite spawns thousands); the
+    machine's environment record still says why each backend left out cannot run, and the report
+    lists them. ValueError names a chosen name that is not a backend."""
+    chosen = os.environ.get(GRID_BACKENDS_VARIABLE, "") if chosen is None else chosen
+    chosen = chosen.strip()
+    if chosen == "all":
+        return backends
+    if chosen:
+        names = [name.strip() for name in chosen.split(",") if name.strip()]
+        unknown = [name for name in names if name not in BACKENDS]
+        if unknown:
+            raise ValueError(
+                f"{GRID_BACKENDS_VARIABLE}={chosen!r}: {', '.join(map(repr, unknown))} is not a "
+                f"backend; must be 'all' or names among: {', '.join(BACKENDS)}"
+            )
+        return tuple(name for name in backends if name in names)
+    return tuple(
+        name
+        for name in backends
+        if missing_requirement(get_backend(name).requires, get_backend(name).needs_gpu) is None
+    )
+
+
+def setting_variants(backends: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Every combination of ``SETTING_OPTIONS``' values, per backend (of ``backends`` only, when
+    given)."""
     variants = []
     for backend, choices in SETTING_OPTIONS.items():
+        if backends is not None and backend not in backends:
+            continue
         for values in itertools.product(*choices.values()):
             variants.append(variant_name(backend, dict(zip(choices, values, strict=True))))
     return tuple(variants)
@@ -145,6 +189,9 @@ TRACK_MAX_MACS = 1024 * 1024 * 7 * 7
 # Peak memory depends on the image and the kernel's extremes (an im2col workspace grows with k²),
 # not on every kernel between them; measuring two kernels costs a fraction of measuring all.
 PEAKMEM_KERNELS = (min(KERNELS), max(KERNELS))
+# Nor on every size: below 1024² a process's peak is the frameworks' own (about 0.5 GiB whatever
+# the op), and 2048² lies between 1024² and 4096² on a line that grows with the image.
+PEAKMEM_SIZES = (1024, 4096, 8192)
 PEAKMEM_BATCH_KERNELS = (min(BATCH_KERNELS), max(BATCH_KERNELS))
 
 METRICS = ("time", "peakmem", "track")
@@ -260,28 +307,86 @@ def metric_skip_reason(metric: str, size: int, kernel: int, batch: int = 1) -> s
             f"{TRACK_MAX_MACS:.2g} multiply-adds: the float64 reference costs seconds here "
             "and larger cases add no new kind of error"
         )
+    if metric == "time" and kernel % 2 == 0:
+        return (
+            f"the even {kernel}x{kernel} kernel is in the grid for agreement, where the 'same' "
+            "window sits off-centre and conventions part; its time lies on the odd kernels' curve"
+        )
     extremes = PEAKMEM_KERNELS if batch == 1 else PEAKMEM_BATCH_KERNELS
     if metric == "peakmem" and kernel not in extremes:
         return f"peak memory is measured for kernels {list(extremes)}, the extremes"
+    if metric == "peakmem" and batch == 1 and size not in PEAKMEM_SIZES:
+        return (
+            f"peak memory is measured for images {', '.join(f'{s}x{s}' for s in PEAKMEM_SIZES)}: "
+            "below 1024x1024 the peak is the frameworks' own, and 2048x2048 lies between"
+        )
     return None
 
 
 def make_inputs(
-    size: int, kernel: int, dtype: str, batch: int = 1, seed: int = 0
+    size: int,
+    kernel: int,
+    dtype: str,
+    batch: int = 1,
+    seed: int = 0,
+    cache: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded standard-normal image ``(size, size)`` (or ``(batch, size, size)``) and kernel.
 
     Never zeros or ones: those hide ordering and rounding differences. The image and kernel come
     from one generator, so a (size, kernel, batch, seed) always gives the same numbers; float16
     and bfloat16 are drawn in float32 and rounded.
+
+    ``cache``: a folder where a drawn image of ``CACHED_ELEMENTS`` or more is kept, with the
+    generator's state after it, and read back next time, the same numbers (drawing 8192² normals
+    takes about a second, reading them back a tenth of that; the asv suites pay it in every
+    process they start for a case). The file names hold numpy's version, whose generator drew
+    them.
     """
-    rng = np.random.default_rng(seed)
     shape = (size, size) if batch == 1 else (batch, size, size)
     draw = np.float64 if dtype == "float64" else np.float32
-    image = rng.standard_normal(shape, dtype=draw)
+    rng, image = _drawn_image(shape, draw, seed, cache)
     weights = rng.standard_normal((kernel, kernel), dtype=draw)
     target = numpy_dtype(dtype)
     return image.astype(target, copy=False), weights.astype(target, copy=False)
+
+
+# The images make_inputs keeps in its cache: large enough that drawing them costs more than
+# reading them back (from 1024²).
+CACHED_ELEMENTS = 2**20
+
+
+def _drawn_image(
+    shape: tuple[int, ...], draw: type, seed: int, cache: Path | None
+) -> tuple[np.random.Generator, np.ndarray]:
+    """The seeded generator after drawing the image, and the image (from ``cache`` if kept)."""
+    rng = np.random.default_rng(seed)
+    if cache is None or math.prod(shape) < CACHED_ELEMENTS:
+        return rng, rng.standard_normal(shape, dtype=draw)
+    stem = f"{'x'.join(map(str, shape))}-{np.dtype(draw).name}-seed{seed}-numpy{np.__version__}"
+    image_path, state_path = cache / f"{stem}.npy", cache / f"{stem}.state.json"
+    try:
+        image = np.load(image_path)
+        rng.bit_generator.state = json.loads(state_path.read_text())
+        if image.shape == shape and image.dtype == draw:
+            return rng, image
+
+        rng = np.random.default_rng(seed)
+    except (OSError, EOFError, ValueError, KeyError, TypeError):
+        rng = np.random.default_rng(seed)  # not kept yet, or torn: draw it again
+    image = rng.standard_normal(shape, dtype=draw)
+    try:
+        # The state first: an image without its state is drawn again, never paired wrongly.
+        write_text(state_path, json.dumps(rng.bit_generator.state))
+        write_with(image_path, functools.partial(_save, image))
+    except OSError:
+        pass  # a cache that cannot be written costs time, not numbers
+    return rng, image
+
+
+def _save(array: np.ndarray, path: Path) -> None:
+    with path.open("wb") as file:
+        np.save(file, array)
 
 
 def case_unavailable(backend: str, dtype: str) -> str | None:

@@ -10,6 +10,10 @@
 # CONVBENCH_MACHINE names the machine (default: <gpu or cpu>-<cores>core-<cpu model>, e.g.
 # cpu-2core-intel-xeon); results land in results/<machine>/, the site in html/.
 #
+# The suites take as parameters the backends this machine may run (the others are listed in the
+# report with the reason the environment record gives); CONVBENCH_ASV_BACKENDS=all takes every
+# built-in backend, each that cannot run recorded as skipped, or names a comma-separated few.
+#
 # CONVBENCH_NO_SETUP=1 skips the set-up and runs with $PYTHON (default python3) as it is, e.g. on a
 # machine without internet whose python already has the frameworks (scripts/gpu_session.sh).
 #

@@ -920,3 +920,28 @@ def test_a_damaged_run_to_run_spread_is_named_and_left_out(copy, pristine):
     loaded = read_results(copy)
     assert CPU not in loaded.reproducibility
     assert said(loaded, path)[0].startswith("skipped: not JSON")
+
+
+def test_a_backend_left_out_of_a_machine_s_grid_is_listed_with_its_environment_reason(
+    copy, quick_figures
+):
+    path = copy / CPU / ENVIRONMENT_FILE
+    environment = stored(path)
+    environment["backends"]["jax-gpu"] = {
+        "available": False,
+        "reason": "no NVIDIA GPU found on this machine (/dev/nvidia0 is absent)",
+        "settings": {},
+    }
+    store(path, environment)
+    model = read_model(copy, measure=None)
+    left = model.left_out[model.left_out.machine == CPU]
+    assert ["jax-gpu", "no NVIDIA GPU found on this machine (/dev/nvidia0 is absent)"] in (
+        left[["backend", "reason"]].values.tolist()
+    )
+    # A backend with results on the machine (skipped ones included) is not "left out".
+    assert not set(left.backend) & set(model.results[model.results.machine == CPU].backend)
+    page = html.page(model)
+    assert (
+        f"<td>{CPU}</td><td>jax-gpu</td><td>no NVIDIA GPU found on this machine "
+        "(/dev/nvidia0 is absent)</td>" in page
+    )

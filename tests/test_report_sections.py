@@ -28,7 +28,7 @@ from convbench.report import (
     plots,
     tables,
 )
-from convbench.report.results import COLUMNS, FLOATS
+from convbench.report.results import COLUMNS, COUNTS, FLOATS
 from convbench.timing import MIN_SAMPLES, WIDE_SPREAD, format_seconds
 from tests.data.make_fixture import CPU_B, FFT, MACHINES, NOISY, SPEED, op_time
 
@@ -75,7 +75,8 @@ def result(
 
 
 def frame(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=COLUMNS).astype({name: float for name in FLOATS})
+    types = {name: float for name in FLOATS} | dict.fromkeys(COUNTS, "Int64")
+    return pd.DataFrame(list(rows), columns=COLUMNS).astype(types)
 
 
 # --- trust ---------------------------------------------------------------------------------
@@ -552,3 +553,82 @@ def test_the_fastest_way_section_names_each_case_s_backend(page, prose):
     assert "no crossover between direct sums and FFT methods to show" in prose
     assert f">{CPU_B}: float32, time against kernel size</text>" in page
     assert "No result on this machine has an agreement verdict" in prose  # fixture-cpu's
+
+
+# --- network layers ------------------------------------------------------------------------
+
+
+def layer_row(metric: str, backend: str, batch: int, value: float, **facts) -> dict:
+    fields = {"layer": "resnet50.conv1", "batch": batch, "size": None, "kernel": None}
+    return result(value, suite="Layer", metric=metric, backend=backend, **{**fields, **facts})
+
+
+LAYER_ROWS = [
+    layer_row("time_op", "torch-cpu", 1, 4e-3, device="cpu", precision="float32"),
+    layer_row("time_op", "tensorflow-cpu", 1, 5e-3, device="cpu", precision="float32"),
+    layer_row("time_op", "torch-cpu", 16, 80e-3, spread=0.5, device="cpu"),
+    layer_row("time_op", "tensorflow-cpu", 16, 60e-3, device="cpu"),
+    layer_row("track_gflops", "torch-cpu", 16, 47.0),
+    layer_row("track_gflops", "tensorflow-cpu", 16, 63.0),
+    layer_row("track_max_rel", "torch-cpu", 1, 2e-7, tolerance=1e-5),
+    layer_row("track_max_rel", "tensorflow-cpu", 1, 3e-5, tolerance=1e-5),
+    layer_row("peakmem_op", "torch-cpu", 16, 700 * 2**20),
+    layer_row("time_op", "jax-cpu", 16, math.nan, status="skipped", reason="over budget"),
+]
+
+
+def test_layer_results_join_time_rate_agreement_and_memory_per_layer_and_backend():
+    rows = tables.layer_results(frame(*LAYER_ROWS)).set_index(["backend", "batch"])
+    assert list(rows.index) == [
+        ("tensorflow-cpu", 1),
+        ("tensorflow-cpu", 16),
+        ("torch-cpu", 1),
+        ("torch-cpu", 16),
+    ]
+    torch16 = rows.loc[("torch-cpu", 16)]
+    assert torch16.seconds == 80e-3 and torch16.gflops == 47.0 and torch16.noisy
+    assert torch16.peak_bytes == 700 * 2**20
+    # Agreement is tracked on one image and holds at every batch.
+    assert torch16.max_rel == 2e-7 and bool(torch16.ok)
+    assert rows.loc[("tensorflow-cpu", 16)].ratio == pytest.approx(3.0)
+    assert not rows.loc[("tensorflow-cpu", 1)].ok
+    # GFLOP/s is measured at the training batch only.
+    assert math.isnan(rows.loc[("torch-cpu", 1)].gflops)
+
+
+def test_the_fastest_backend_per_layer_batch_and_dtype_is_named_with_its_rate():
+    best = tables.layer_fastest(tables.layer_results(frame(*LAYER_ROWS))).set_index("batch")
+    assert best.loc[1].fastest == "torch-cpu" and best.loc[1].margin == pytest.approx(1.25)
+    assert best.loc[16].fastest == "tensorflow-cpu" and best.loc[16].gflops == 63.0
+    # The runner-up's time is noisy: the order is marked as resting on it.
+    assert best.loc[16].noisy and not best.loc[1].noisy
+
+
+def test_the_page_shows_the_layers_with_the_fastest_named(model):
+    extra = frame(*(dict(row, machine=CPU) for row in LAYER_ROWS))
+    environments = load_environments(FIXTURE)
+    layered = build_model(
+        pd.concat([model.results, extra], ignore_index=True),
+        environments,
+        bandwidths(environments, list(MACHINES), None),
+    )
+    prose = " ".join(html.page(layered).split())
+    section = prose.split('<h2 id="layers">Network layers</h2>')[1].split("<h2")[0]
+    assert f"<h3>{CPU}</h3>" in section
+    assert (
+        '<tr><td>resnet50.conv1</td><td class="num">1</td><td>float32</td><td class="num">'
+        'torch-cpu (1.25x)</td><td class="num">4 ms</td><td class="num">\u2013</td></tr>' in section
+    )
+    # torch-cpu's batch of 16 is noisy, and its spread reaches tensorflow-cpu's: tied, marked.
+    assert (
+        '<td class="num">16</td><td>float32</td><td class="num noisy" title="the winner&#39;s or '
+        'the runner-up&#39;s time is noisy">tensorflow-cpu (~1.33x) !</td><td class="num">60 ms'
+        '</td><td class="num">63</td>' in section
+    )
+    assert "Time, GFLOP/s, agreement and peak memory of all 4 layer results" in section
+    assert '<td class="num">700 MiB</td>' in section
+    assert "3e-05 (3 of tol.)" in section
+    assert '<a href="#layers">layers</a>' in prose
+    # Without Layer results the section says so.
+    bare = " ".join(html.page(model).split())
+    assert "No Layer results" in bare.split('<h2 id="layers">')[1].split("<h2")[0]

@@ -288,12 +288,28 @@ def test_peak_memory_is_measured_for_the_extreme_kernels():
         3,
         31,
     ]
-    assert all(suite.metric_skip_reason("time", 4096, k) is None for k in suite.KERNELS)
+    timed = [k for k in suite.KERNELS if suite.metric_skip_reason("time", 4096, k) is None]
+    assert timed == [3, 7, 15, 31]
+    assert "even 4x4 kernel is in the grid for agreement" in suite.metric_skip_reason(
+        "time", 4096, 4
+    )
+    assert suite.metric_skip_reason("track", 256, 4) is None
     batch = [k for k in suite.BATCH_KERNELS if not suite.metric_skip_reason("peakmem", 256, k, 16)]
     assert batch == [3, 15]
     assert suite.metric_skip_reason("peakmem", 256, 7, 16) == (
         "peak memory is measured for kernels [3, 15], the extremes"
     )
+
+
+def test_peak_memory_is_measured_from_1024_up_where_the_op_shows_past_the_frameworks():
+    sizes = [s for s in suite.SIZES if suite.metric_skip_reason("peakmem", s, 3) is None]
+    assert sizes == [1024, 4096, 8192]
+    assert suite.metric_skip_reason("peakmem", 256, 3) == (
+        "peak memory is measured for images 1024x1024, 4096x4096, 8192x8192: below 1024x1024 the "
+        "peak is the frameworks' own, and 2048x2048 lies between"
+    )
+    # A batch's peak is measured at its own size.
+    assert suite.metric_skip_reason("peakmem", 256, 3, 16) is None
 
 
 def test_unknown_metric_is_refused():
@@ -392,3 +408,80 @@ def test_setting_variants_cover_every_combination_and_parse_back():
 def test_a_variant_setting_without_a_value_is_refused():
     with pytest.raises(ValueError, match="'tf32' in variant 'torch-cuda tf32' is not key=value"):
         suite.parse_variant("torch-cuda tf32")
+
+
+def test_the_asv_grid_takes_the_backends_this_machine_may_run_by_default(monkeypatch):
+    monkeypatch.delenv(suite.GRID_BACKENDS_VARIABLE, raising=False)
+    chosen = suite.grid_backends()
+    # The cheap judgement (no framework import, no device query) of the registry's listing.
+    assert chosen == tuple(registry.available_backends())
+    assert "scipy-correlate2d" in chosen
+    assert list(chosen) == [name for name in suite.BACKENDS if name in chosen]
+
+
+def test_the_asv_grid_without_a_gpu_leaves_out_the_gpu_backends(monkeypatch):
+    monkeypatch.setattr(
+        "convbench.backends.requirements.nvidia_gpu_present", lambda: False, raising=True
+    )
+    chosen = suite.grid_backends(chosen="")
+    assert not set(chosen) & set(GPU_BACKENDS)
+    assert not any(v.startswith(GPU_BACKENDS) for v in suite.setting_variants(chosen))
+
+
+def test_the_asv_grid_can_be_every_backend_or_a_chosen_few():
+    assert suite.grid_backends(chosen="all") == suite.BACKENDS
+    # Listed names keep the grid's order, whatever order they are given in.
+    assert suite.grid_backends(chosen=" torch-cpu, scipy-correlate2d ") == (
+        "scipy-correlate2d",
+        "torch-cpu",
+    )
+    assert suite.grid_backends(("torch-cpu", "jax-cpu"), chosen="jax-cpu,scipy-ndimage") == (
+        "jax-cpu",
+    )
+    variants = suite.setting_variants(("jax-cpu",))
+    assert variants and all(v.startswith("jax-cpu ") for v in variants)
+    assert suite.setting_variants(("scipy-correlate2d",)) == ()
+
+
+def test_an_unknown_backend_for_the_asv_grid_is_named():
+    words = (
+        r"CONVBENCH_ASV_BACKENDS='torch-cpu,tourch-cuda': 'tourch-cuda' is not a backend; "
+        r"must be 'all' or names among: scipy-convolve2d, "
+    )
+    with pytest.raises(ValueError, match=words):
+        suite.grid_backends(chosen="torch-cpu,tourch-cuda")
+
+
+@pytest.mark.parametrize(("batch", "dtype"), [(1, "float32"), (1, "float64"), (3, "bfloat16")])
+def test_cached_inputs_are_the_numbers_drawn_without_a_cache(tmp_path, monkeypatch, batch, dtype):
+    monkeypatch.setattr(suite, "CACHED_ELEMENTS", 64)
+    drawn = suite.make_inputs(16, 5, dtype, batch)
+    first = suite.make_inputs(16, 5, dtype, batch, cache=tmp_path)
+    kept = sorted(path.name for path in tmp_path.iterdir())
+    assert len(kept) == 2 and kept[0].endswith(".npy") and kept[1].endswith(".state.json")
+    # Read back, for this kernel and another: the kernel follows the image in the generator.
+    again = suite.make_inputs(16, 5, dtype, batch, cache=tmp_path)
+    other = suite.make_inputs(16, 3, dtype, batch, cache=tmp_path)
+    for found in (first, again):
+        for got, want in zip(found, drawn, strict=True):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+            assert got.flags.writeable
+    assert np.array_equal(other[1], suite.make_inputs(16, 3, dtype, batch)[1])
+    # Small images are drawn each time, not kept.
+    suite.make_inputs(4, 3, dtype, cache=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_torn_or_unwritable_input_cache_costs_time_not_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "CACHED_ELEMENTS", 64)
+    drawn = suite.make_inputs(16, 3, "float32")
+    suite.make_inputs(16, 3, "float32", cache=tmp_path)
+    (image,) = tmp_path.glob("*.npy")
+    image.write_bytes(image.read_bytes()[:100])
+    assert all(map(np.array_equal, suite.make_inputs(16, 3, "float32", cache=tmp_path), drawn))
+    (state,) = tmp_path.glob("*.state.json")
+    state.write_text("{")
+    assert all(map(np.array_equal, suite.make_inputs(16, 3, "float32", cache=tmp_path), drawn))
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert all(map(np.array_equal, suite.make_inputs(16, 3, "float32", cache=blocked), drawn))

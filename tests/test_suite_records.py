@@ -52,13 +52,18 @@ def scipy_facts(dtype: str, kernel: int) -> dict:
 
 
 def test_a_case_set_up_is_ready_for_every_metric(written):
-    params = ("scipy-correlate2d", 64, 3, "float32")
+    params = ("scipy-correlate2d", 1024, 3, "float32")
     case = conv.Conv()
     case.setup(*params)
     assert written() == [
         {
             "benchmark": name,
-            "params": {"backend": "scipy-correlate2d", "size": 64, "kernel": 3, "dtype": "float32"},
+            "params": {
+                "backend": "scipy-correlate2d",
+                "size": 1024,
+                "kernel": 3,
+                "dtype": "float32",
+            },
             "backend": "scipy-correlate2d",
             "setting": "",
             "default_setting": True,
@@ -109,17 +114,18 @@ def test_a_metric_the_grid_leaves_out_is_skipped_with_its_own_reason(written):
     statuses = {r["benchmark"]: (r["status"], r["reason"]) for r in written()}
     assert statuses == {
         "Conv.peakmem_op": ("skipped", suite.metric_skip_reason("peakmem", 64, 4)),
-        "Conv.time_op": ("ready", None),
+        "Conv.time_op": ("skipped", suite.metric_skip_reason("time", 64, 4)),
         "Conv.track_max_rel": ("ready", None),
     }
-    # asv never runs that metric there: its parameters leave the kernel out.
-    assert conv.Conv.peakmem_op.params[2] == [3, 31]
-    assert not hasattr(conv.Conv.time_op, "params")
+    # asv never runs those metrics there: their parameters leave the kernel (and size) out.
+    assert conv.Conv.peakmem_op.params[1:3] == [[1024, 4096, 8192], [3, 31]]
+    assert conv.Conv.time_op.params[2] == [3, 7, 15, 31]
 
 
 def test_each_metric_runs_over_the_values_some_combination_measures():
-    backends, dtypes = list(suite.BACKENDS), list(suite.DTYPES)
-    assert conv.Conv.peakmem_op.params == [backends, list(suite.SIZES), [3, 31], dtypes]
+    backends, dtypes = list(suite.grid_backends()), list(suite.DTYPES)
+    assert conv.Conv.peakmem_op.params == [backends, [1024, 4096, 8192], [3, 31], dtypes]
+    assert conv.Conv.time_op.params == [backends, list(suite.SIZES), [3, 7, 15, 31], dtypes]
     assert conv.Conv.track_max_rel.params == [
         backends,
         [64, 256, 1024],
@@ -132,6 +138,7 @@ def test_each_metric_runs_over_the_values_some_combination_measures():
     assert ("scipy-correlate2d", 1024, 15, "float32") in conv.Conv.track_max_rel.skip_params
     assert ("scipy-correlate2d", 1024, 7, "float32") not in conv.Conv.track_max_rel.skip_params
     assert conv.ConvBatch.track_max_rel.params[3] == [3, 4, 7]
+    assert conv.ConvBatch.time_op.params[3] == [3, 7, 15]
     assert not hasattr(conv.Conv.peakmem_op, "skip_params")
     assert conv.ConvSettings.metrics() == ["time_op", "track_max_rel"]
     assert conv.Transfer.metrics() == ["time_end_to_end"]
@@ -147,7 +154,7 @@ def test_a_failing_setup_is_recorded_and_raised_for_asv(written, monkeypatch):
     statuses = {r["benchmark"]: (r["status"], r["reason"]) for r in written()}
     assert statuses == {
         "ConvBatch.peakmem_op": ("skipped", suite.metric_skip_reason("peakmem", 64, 4, 16)),
-        "ConvBatch.time_op": ("failed", "out of memory: MemoryError: Unable to allocate 256. TiB"),
+        "ConvBatch.time_op": ("skipped", suite.metric_skip_reason("time", 64, 4, 16)),
         "ConvBatch.track_max_rel": (
             "failed",
             "out of memory: MemoryError: Unable to allocate 256. TiB",
@@ -157,14 +164,14 @@ def test_a_failing_setup_is_recorded_and_raised_for_asv(written, monkeypatch):
 
 def test_a_failing_metric_is_recorded_alone_and_raised(written, records_file, monkeypatch):
     case = conv.Conv()
-    case.setup("scipy-convolve2d", 64, 3, "float64")
+    case.setup("scipy-convolve2d", 1024, 3, "float64")
 
     def broken(*args, **kwargs):
         raise ValueError("reference broke\nlong traceback")
 
     monkeypatch.setattr(convbench, "reference", broken)
     with pytest.raises(ValueError, match="reference broke"):
-        case.track_max_rel("scipy-convolve2d", 64, 3, "float64")
+        case.track_max_rel("scipy-convolve2d", 1024, 3, "float64")
     *ready, failed = written()
     assert [r["status"] for r in ready] == ["ready"] * 3
     assert failed == {

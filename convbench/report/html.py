@@ -290,8 +290,11 @@ def noisy_table(timed: pd.DataFrame) -> Table:
             f"{r.suite}.{r.metric}",
             known(r.backend if not _missing(r.backend) else r.variant),
             known(r.dtype),
-            Cell(str(r.kernel), "num"),
-            Cell(f"{r.size}x{r.size}", "num"),
+            *(
+                [Cell(MISSING, "num"), f"{r.layer}, batch {r.batch}"]
+                if not _missing(r.layer)
+                else [Cell(str(r.kernel), "num"), Cell(f"{r.size}x{r.size}", "num")]
+            ),
             Cell(format_seconds(r.seconds), "num"),
             Cell(_percent(r.spread), "num"),
             Cell(MISSING if _missing(r.samples) else f"{r.samples:.0f}", "num"),
@@ -576,6 +579,74 @@ def agreement_section(model: Model) -> AgreementView | None:
 
 
 @dataclass(frozen=True)
+class LayersView:
+    """The network layers of one machine: the fastest backend per layer, batch and dtype, and
+    every result (time, GFLOP/s, agreement, peak memory)."""
+
+    machine: str
+    fastest: Table
+    results: int
+    every: Table
+
+
+def _gflops(value: float) -> str:
+    return MISSING if _missing(value) else f"{value:.3g}"
+
+
+def _mib(value: float) -> str:
+    return MISSING if _missing(value) else f"{value / 2**20:,.0f} MiB"
+
+
+def _layer_agreement(r) -> Cell:
+    if _missing(r.max_rel):
+        return Cell(MISSING, "num")
+    if _missing(r.ratio):
+        return heat(r.ratio, f"{r.max_rel:.2g}")
+    return heat(r.ratio, f"{r.max_rel:.2g} ({r.ratio:.2g} of tol.)")
+
+
+def layers_section(model: Model) -> list[LayersView]:
+    """One view per machine with Layer results."""
+    views = []
+    for machine, rows in model.layers.groupby("machine", sort=True):
+        best = model.layer_fastest[model.layer_fastest.machine == machine]
+        fastest = table(
+            ["layer", "batch", "dtype", "fastest (vs runner-up)", "time per op", "GFLOP/s"],
+            [
+                [
+                    r.layer,
+                    Cell(str(r.batch), "num"),
+                    r.dtype,
+                    _fastest_cell(r),
+                    Cell(format_seconds(r.seconds), "num"),
+                    Cell(_gflops(r.gflops), "num"),
+                ]
+                for r in best.itertuples()
+            ],
+        )
+        header = ["layer", "backend", "batch", "dtype", "time per op", "GFLOP/s"]
+        every = table(
+            [*header, "max_rel (of tolerance)", "peak memory", "precision"],
+            [
+                [
+                    r.layer,
+                    r.backend,
+                    Cell(str(r.batch), "num"),
+                    r.dtype,
+                    trusted(format_seconds(r.seconds), r.noisy, r.why_noisy),
+                    Cell(_gflops(r.gflops), "num"),
+                    _layer_agreement(r),
+                    Cell(_mib(r.peak_bytes), "num"),
+                    known(r.precision),
+                ]
+                for r in rows.itertuples()
+            ],
+        )
+        views.append(LayersView(machine, fastest, len(rows), every))
+    return views
+
+
+@dataclass(frozen=True)
 class UseThisView:
     """The fastest way per case: per machine the backend to use for each case, the crossover
     figure of direct and FFT methods, and where the FFT wins."""
@@ -854,6 +925,14 @@ class NotRunView:
     table: Table
 
 
+def left_out_table(model: Model) -> Table | None:
+    """The backends left out of a machine's grid because they cannot run there, or None."""
+    if model.left_out.empty:
+        return None
+    header = tables.LEFT_OUT_COLUMNS
+    return table(header, ([*row] for row in model.left_out[header].itertuples(index=False)))
+
+
 def not_run_section(model: Model) -> dict[str, NotRunView]:
     missing = model.not_run
     header = ["machine", "backend", "reason", "benchmarks", "dtypes", "sizes", "results"]
@@ -931,6 +1010,7 @@ def page(model: Model) -> str:
             machines=[machine_section(model, m, colors) for m in model.machines],
             gpu=gpu_section(model, colors),
             use_this=use_this_section(model, colors),
+            layers=layers_section(model),
             wide_spread=WIDE_SPREAD,
             min_samples=MIN_SAMPLES,
             busy_cores=BUSY_CORES,
@@ -940,6 +1020,7 @@ def page(model: Model) -> str:
             backends=backends_section(model),
             environments=environment_section(model),
             not_run=not_run_section(model),
+            left_out=left_out_table(model),
             problems=problems_section(model),
         )
     )

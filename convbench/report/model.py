@@ -32,6 +32,7 @@ class Model:
     every pair, one frame) and ``differences`` (``environment_diff`` of each pair);
     ``ceilings`` and ``roofline`` each CPU's roofline and every CPU result under it;
     ``use_this`` the backend to use per case and ``crossover`` direct against FFT methods;
+    ``layers`` the network layers (the Layer suite) and ``layer_fastest`` the fastest per layer;
     ``reproducibility`` each machine's measured run-to-run spread, where it was measured.
     """
 
@@ -49,6 +50,7 @@ class Model:
     agreement: pd.DataFrame
     backends: pd.DataFrame
     not_run: pd.DataFrame
+    left_out: pd.DataFrame
     counts: tables.Counts
     timings: pd.DataFrame
     trust: pd.DataFrame
@@ -59,6 +61,8 @@ class Model:
     roofline: pd.DataFrame
     use_this: pd.DataFrame
     crossover: pd.DataFrame
+    layers: pd.DataFrame
+    layer_fastest: pd.DataFrame
     problems: tuple[Problem, ...]
     impossible: pd.DataFrame
     generated: str = ""
@@ -90,6 +94,7 @@ def build_model(
     ceilings = tables.ceilings(times, environments, floors)
     agreement = tables.agreement(results)
     timings = tables.timings(results)
+    layers = tables.layer_results(results)
     return Model(
         results=results,
         environments=environments,
@@ -105,6 +110,7 @@ def build_model(
         agreement=agreement,
         backends=tables.backends(results),
         not_run=tables.not_run(results, environments),
+        left_out=tables.left_out(results, environments),
         counts=tables.counts(results),
         timings=timings,
         trust=tables.timing_trust(timings),
@@ -120,6 +126,8 @@ def build_model(
         roofline=tables.roofline_points(times, environments, ceilings),
         use_this=tables.use_this(times, agreement),
         crossover=tables.crossover(times),
+        layers=layers,
+        layer_fastest=tables.layer_fastest(layers),
         problems=tuple(problems),
         impossible=pd.DataFrame(columns=IMPOSSIBLE) if impossible is None else impossible,
         generated=generated,

@@ -59,11 +59,13 @@ PARAM_NAMES = {
     "Transfer": ["backend", "size", "kernel", "dtype"],
     "ConvBatch": ["backend", "batch", "size", "kernel", "dtype"],
     "ConvSettings": ["variant", "size", "kernel"],
+    "Layer": ["layer", "backend", "batch", "dtype"],
 }
 # What a parameter of the convolution suites must be; a benchmark with another is skipped.
 PARAM_CHECKS = {
     "backend": (lambda v: isinstance(v, str), "a name"),
     "variant": (lambda v: isinstance(v, str), "a name"),
+    "layer": (lambda v: isinstance(v, str), "a name"),
     "dtype": (lambda v: isinstance(v, str), "a dtype name"),
     **{
         name: (lambda v: type(v) is int and v > 0, "a positive integer")
@@ -93,6 +95,7 @@ COLUMNS = [
     "unit",
     "backend",
     "variant",
+    "layer",
     "setting",
     "default_setting",
     "batch",
@@ -111,6 +114,9 @@ COLUMNS = [
     *records.FACTS,
     *TRUST,
 ]
+# Whole numbers that a row may lack (a layer has no image size of the 2-D grid): pandas' nullable
+# integers, so that a size reads 4096, never 4096.0.
+COUNTS = ["batch", "size", "kernel"]
 FLOATS = ["value", "q25", "q75", "ci_low", "ci_high", "samples", "tolerance", *TRUST]
 IMPOSSIBLE = ["machine", "file", "benchmark", "case", "value", "why"]
 # Stored values in a problem's one line: long strings and containers cut short.
@@ -495,6 +501,7 @@ def _row(
         "metric": metric,
         "backend": backend,
         "variant": params.get("variant"),
+        "layer": params.get("layer"),
         "setting": (record or {}).get("setting"),
         "default_setting": (record or {}).get("default_setting"),
         # A suite without a batch parameter measures one image.
@@ -529,7 +536,11 @@ def _rows(
         suite, _, metric = name.rpartition(".")
         suite = suite.rpartition(".")[2]
         names = meta.get(name, {}).get("param_names") or PARAM_NAMES.get(suite)
-        if not names or "size" not in names or not {"backend", "variant"} & set(names):
+        if (
+            not names
+            or not {"size", "layer"} & set(names)
+            or not {"backend", "variant"} & set(names)
+        ):
             continue  # not a convolution suite (e.g. explain's timing): asv's site shows it
         cases = reader.cases(path, raw, name, names)
         if cases is None:
@@ -632,7 +643,7 @@ def read_results(results_dir: str | Path) -> Loaded:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     spread = _reproducibility(results_dir, reader)
     return Loaded(
-        results=frame.astype({name: float for name in FLOATS}),
+        results=frame.astype({name: float for name in FLOATS} | dict.fromkeys(COUNTS, "Int64")),
         environments=environments,
         impossible=impossible,
         problems=tuple(reader.problems),

@@ -105,7 +105,7 @@ TIMED = ["seconds", *MEASURED, *TRUST]
 def timings(df: pd.DataFrame) -> pd.DataFrame:
     """Every timing that ran, of any suite, with its trust: what "noisy" counts."""
     rows = trust(df[(df.kind == "time") & (df.status == "ok")])
-    columns = ["machine", "suite", "metric", "backend", "variant", *CASE[1:], "value"]
+    columns = ["machine", "suite", "metric", "backend", "variant", "layer", *CASE[1:], "value"]
     return rows[[*columns, *MEASURED, *TRUST]].rename(columns={"value": "seconds"})
 
 
@@ -169,8 +169,12 @@ def fastest(times: pd.DataFrame) -> pd.DataFrame:
     """Per machine and case, the fastest backend and how much faster it is than the runner-up;
     ``tied`` when their interquartile ranges overlap (NA: unknown), ``noisy`` when either
     time is."""
+    return _fastest(times, ["machine", "dtype", "kernel", "size", "batch"])
+
+
+def _fastest(times: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``fastest`` per the case ``keys``."""
     rows = []
-    keys = ["machine", "dtype", "kernel", "size", "batch"]
     for key, group in times.groupby(keys, sort=True):
         ranked = group.sort_values("seconds")
         best = ranked.iloc[0]
@@ -335,6 +339,57 @@ def agreement(df: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+LAYER_CASE = ["machine", "layer", "backend", "batch", "dtype"]
+LAYER_COLUMNS = [
+    *LAYER_CASE,
+    "seconds",
+    "q25",
+    "q75",
+    "spread",
+    "noisy",
+    "why_noisy",
+    "gflops",
+    "max_rel",
+    "tolerance",
+    "ratio",
+    "ok",
+    "peak_bytes",
+    "device",
+    "precision",
+]
+
+
+def layer_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``Layer`` suite, one row per machine, layer, backend, batch and dtype that was timed:
+    seconds per op with its trust; GFLOP/s as the run measured it (``track_gflops``, at the
+    batch the suite measures it at, NaN at the others); the agreement with the float64
+    reference, tracked on one image and the same at every batch, against the tolerance its
+    record gives (``ok`` NA without one); and the peak memory where the run measured it."""
+    times = _timed(df, "Layer", "time_op").rename(columns={"value": "seconds"})
+    rows = times[[*LAYER_CASE, "seconds", "q25", "q75", "spread", "noisy", "why_noisy"]]
+    rows = rows.assign(device=times.device, precision=times.precision)
+    gflops = _metric(df, "Layer", "track_gflops")[[*LAYER_CASE, "value"]]
+    peak = _metric(df, "Layer", "peakmem_op")[[*LAYER_CASE, "value"]]
+    agree = _metric(df, "Layer", "track_max_rel")
+    per_image = [key for key in LAYER_CASE if key != "batch"]
+    agree = agree[[*per_image, "value", "tolerance"]].rename(columns={"value": "max_rel"})
+    rows = rows.merge(gflops.rename(columns={"value": "gflops"}), on=LAYER_CASE, how="left")
+    rows = rows.merge(peak.rename(columns={"value": "peak_bytes"}), on=LAYER_CASE, how="left")
+    rows = rows.merge(agree.drop_duplicates(per_image), on=per_image, how="left")
+    rows["ratio"], rows["ok"] = _verdicts(rows["max_rel"], rows["tolerance"])
+    return rows[LAYER_COLUMNS].sort_values(LAYER_CASE).reset_index(drop=True)
+
+
+def layer_fastest(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per machine, layer, batch and dtype (``layer_results`` rows), the fastest backend, by
+    how much, and whether that is within the spread or rests on a noisy time (as ``fastest``);
+    with the winner's GFLOP/s where measured."""
+    keys = ["machine", "layer", "batch", "dtype"]
+    found = _fastest(layers, keys)
+    rates = layers[[*keys, "backend", "gflops"]].rename(columns={"backend": "fastest"})
+    return found.merge(rates, on=[*keys, "fastest"], how="left")
+
+
 def _reason(row, environments: Mapping[str, dict]) -> str:
     if isinstance(row.reason, str) and row.reason:
         return row.reason
@@ -375,6 +430,26 @@ def not_run(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFrame:
         .reset_index()
     )
     return summary[columns]
+
+
+LEFT_OUT_COLUMNS = ["machine", "backend", "reason"]
+
+
+def left_out(df: pd.DataFrame, environments: Mapping[str, dict]) -> pd.DataFrame:
+    """Backends that a machine's environment record says cannot run there and that have no
+    result of that machine: left out of its run's grid (``suite.grid_backends``), so no skipped
+    result says why; one row each, with the record's reason."""
+    rows = []
+    for machine in sorted(df.machine.unique()):
+        present = set(df[df.machine == machine].backend.dropna())
+        backends = environments.get(machine, {}).get("backends", {})
+        for backend, record in sorted(backends.items()):
+            if record.get("available") is False and backend not in present:
+                reason = record.get("reason")
+                rows.append(
+                    [machine, backend, reason if isinstance(reason, str) else "no reason recorded"]
+                )
+    return pd.DataFrame(rows, columns=LEFT_OUT_COLUMNS)
 
 
 @dataclass(frozen=True)
