@@ -865,7 +865,7 @@ def test_any_environment_record_is_survived_by_the_page_s_sections(
 
 
 SPREAD = {
-    "version": 1,
+    "convbench_reproducibility": 1,
     "measured": "2026-11-25T18:55:10+00:00",
     "cpu": "AMD EPYC",
     "threads": 2,
