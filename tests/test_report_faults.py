@@ -945,3 +945,12 @@ def test_a_backend_left_out_of_a_machine_s_grid_is_listed_with_its_environment_r
         f"<td>{CPU}</td><td>jax-gpu</td><td>no NVIDIA GPU found on this machine "
         "(/dev/nvidia0 is absent)</td>" in page
     )
+
+
+def test_machine_vs_machine_gives_each_machine_s_run_to_run_spread(copy, quick_figures):
+    store(copy / CPU / REPRODUCIBILITY_FILE, SPREAD)
+    prose = " ".join(html.page(read_model(copy, measure=None)).split())
+    pair = prose.split('<h2 id="machines">')[1].split('<h2 id="settings">')[0]
+    assert "<th>run-to-run spread</th>" in pair
+    assert '<td class="num">1.1% median, 6.5% largest</td>' in pair
+    assert "<td>not measured</td>" in pair  # fixture-gpu

@@ -779,8 +779,9 @@ def _measured(model: Model, machines: Sequence[str]) -> Table:
     rows = []
     for machine in machines:
         found = model.trust[model.trust.machine == machine]
+        spread = _run_to_run(model.reproducibility.get(machine))
         if found.empty:
-            rows.append([machine, *[Cell(MISSING, "num")] * 4])
+            rows.append([machine, *[Cell(MISSING, "num")] * 4, spread])
             continue
         r = next(found.itertuples())
         load = (
@@ -795,10 +796,21 @@ def _measured(model: Model, machines: Sequence[str]) -> Table:
                 Cell(str(r.noisy), "num noisy" if r.noisy else "num"),
                 load,
                 known(r.threads),
+                spread,
             ]
         )
     header = ["machine", "timings", "noisy", "other processes while measured", "threads recorded"]
-    return table(header, rows)
+    return table([*header, "run-to-run spread"], rows)
+
+
+def _run_to_run(spread: Mapping[str, object] | None) -> Cell:
+    """A machine's median run-to-run difference, or that it was not measured."""
+    if not spread or spread.get("median_difference") is None:
+        return Cell("not measured")
+    text = f"{spread['median_difference']:.1%} median"
+    if spread.get("largest_difference") is not None:
+        text += f", {spread['largest_difference']:.1%} largest"
+    return Cell(text, "num")
 
 
 def _ratio_cell(r) -> Cell:
