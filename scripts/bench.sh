@@ -2,9 +2,9 @@
 # The main job: set up .venv, run the default asv suite on the backends this machine has, record
 # the machine's hardware, versions and backend settings beside its results, publish the asv site.
 #
-#   scripts/bench.sh                 # full run (under 20 minutes of asv on 2 CPU cores, once
-#                                    #   installed, then the noisy timings again)
-#   scripts/bench.sh --quick         # one call per case: a smoke run (5-10 minutes on 2 cores)
+#   scripts/bench.sh                 # full run (about 14 minutes on 2 quiet CPU cores once
+#                                    #   installed, the noisy timings' second pass included)
+#   scripts/bench.sh --quick         # one call per case: a smoke run (about 3.5 minutes on 2 cores)
 #   scripts/bench.sh -b 'Conv\.time_op'   # extra arguments go to `asv run`
 #
 # CONVBENCH_MACHINE names the machine (default: <gpu or cpu>-<cores>core-<cpu model>, e.g.
