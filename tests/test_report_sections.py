@@ -629,6 +629,14 @@ def test_the_page_shows_the_layers_with_the_fastest_named(model):
     assert '<td class="num">700 MiB</td>' in section
     assert "3e-05 (3 of tol.)" in section
     assert '<a href="#layers">layers</a>' in prose
+    glance = prose.split("<h2>At a glance</h2>")[1].split("<h2")[0]
+    line = glance.split(f"<li>Network layers on <b>{CPU}</b>:")[1].split("</li>")[0]
+    assert "of the 2 layer cases (1 tied within the spread), 1 resting on a noisy time" in line
+    assert {"<b>torch-cpu</b> in 1", "<b>tensorflow-cpu</b> in 1"} <= set(
+        line.split(" of the")[0].replace("the fastest backend is ", "").strip().split(", ")
+    )
+    assert "the highest rate 63 GFLOP/s (tensorflow-cpu, resnet50.conv1, batch 16, float32)" in line
+    assert "agreement 1 of 2 within the tolerance, <b>1 outside</b>" in line
     # Without Layer results the section says so.
     bare = " ".join(html.page(model).split())
     assert "No Layer results" in bare.split('<h2 id="layers">')[1].split("<h2")[0]

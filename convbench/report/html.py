@@ -204,6 +204,46 @@ class Glance:
     outside: int
     no_verdict: int
     worst: tuple | None
+    layers: list[LayerWins] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LayerWins:
+    """One machine's line on the network layers in "at a glance": how often each backend is the
+    fastest of a layer, batch and dtype (``Model.layer_fastest``), the highest rate measured
+    (its ``Model.layers`` row; None without one), and the layer results within their
+    tolerance and past it."""
+
+    machine: str
+    wins: list[tuple[str, int]]
+    cases: int
+    tied: int
+    noisy: int
+    best_rate: tuple | None
+    within: int
+    outside: int
+
+
+def layer_wins(model: Model) -> list[LayerWins]:
+    found = []
+    for machine, group in model.layer_fastest.groupby("machine", sort=True):
+        rows = model.layers[model.layers.machine == machine]
+        rated = rows[rows.gflops.notna()]
+        # One verdict per layer, backend and dtype: agreement is tracked on one image.
+        verdicts = rows.drop_duplicates(["layer", "backend", "dtype"]).ok
+        found.append(
+            LayerWins(
+                machine,
+                list(group.fastest.value_counts().items()),
+                len(group),
+                int(group.tied.eq(True).sum()),
+                int(group.noisy.sum()),
+                _row(rated, rated.gflops.idxmax()) if not rated.empty else None,
+                int(verdicts.eq(True).sum()),
+                int(verdicts.eq(False).sum()),
+            )
+        )
+    return found
 
 
 def _row(frame: pd.DataFrame, index) -> tuple:
@@ -234,6 +274,7 @@ def glance(model: Model) -> Glance:
         outside=len(outside),
         no_verdict=int(agree.ok.isna().sum()),
         worst=_row(outside, outside.ratio.idxmax()) if not outside.empty else None,
+        layers=layer_wins(model),
     )
 
 
