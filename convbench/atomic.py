@@ -3,12 +3,19 @@
 A writer killed mid-way (kill -9, Ctrl-C, a full disk) must not destroy the previous valid file:
 the new content goes to a temporary file in the same folder, is flushed to disk, and replaces the
 target with one ``os.replace`` (atomic on POSIX and Windows within one file system).
+
+A writer killed outright (kill -9) cannot remove its temporary file: each one's name holds its
+writer's process id (``.<name>.<pid>.<random>.tmp``), and the next write of the same target
+removes those whose writer is no longer running. A temporary of a writer still running (two
+writers of one target) is left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +27,10 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     error (or interruption) it is removed and ``path`` is left as it was."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_orphans(target)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     # mkstemp creates the file readable by its owner only; a replaced file gets the mode any new
     # file would (0666 less the umask), so a report stays readable by a web server, say.
@@ -36,6 +46,26 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _remove_orphans(target: Path) -> None:
+    """Remove the temporaries of ``target`` left by writers that are no longer running."""
+    # mkstemp's random part has no dot: another target's temporaries never match.
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")
+    for temporary in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        found = pattern.fullmatch(temporary.name)
+        if found and not _running(int(found.group(1))):
+            temporary.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def write_with(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
