@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, native_or_explicit
-from convbench.backends.source import Source, kernel_source, pad_lines, rotation_comment
+from convbench.backends.source import Source, pad_lines
 from convbench.spec import ConvSpec
 
 PRECISIONS = ("default", "high", "highest")
@@ -175,9 +175,7 @@ class JaxBackend(Backend):
         if dtype == "float64":
             code.add('jax.config.update("jax_enable_x64", True)  # float64 needs it (process-wide)')
         native, pad = native_or_explicit(spec, kernel_shape, lambda p: True)
-        code.add(*rotation_comment(spec, "correlate", "lax.conv_general_dilated"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, "correlate", "lax.conv_general_dilated")
         if not native:
             why = "lax.conv_general_dilated pads with zeros only"
             code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))

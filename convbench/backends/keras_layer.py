@@ -23,13 +23,7 @@ import os
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit
-from convbench.backends.source import (
-    Source,
-    kernel_source,
-    literal,
-    pad_lines,
-    rotation_comment,
-)
+from convbench.backends.source import Source, literal, pad_lines
 from convbench.backends.tensorflow_conv import (
     check_placement,
     cpu_conv2d_defect,
@@ -169,9 +163,7 @@ class KerasBackend(Backend):
             "import keras",
             "",
         )
-        code.add(*rotation_comment(spec, "correlate", "Conv2D"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, "correlate", "Conv2D")
         if not native:
             why = "Conv2D pads with zeros, as correlate 'same' or 'valid', only"
             code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))

@@ -21,13 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from convbench.backends.base import Backend, Plan
-from convbench.backends.source import (
-    Source,
-    kernel_source,
-    pad_lines,
-    per_plane,
-    rotation_comment,
-)
+from convbench.backends.source import Source, pad_lines, per_plane
 from convbench.spec import ConvSpec
 
 # Kernel taps from which dftFilter2D takes over: float32 on a CPU with SSE3, and all else.
@@ -126,9 +120,7 @@ class OpenCVBackend(Backend):
         dtype: str,
     ) -> str:
         code = Source(dtype).need("import cv2")
-        code.add(*rotation_comment(spec, "correlate", "cv2.filter2D"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, "correlate", "cv2.filter2D")
         border = _native_border(spec)
         crop = ""
         if border is not None:

@@ -33,7 +33,7 @@ from convbench.backends.scipy_signal import (
     ScipySignalBackend,
     upload_source,
 )
-from convbench.backends.source import Source, kernel_source, pad_lines, rotation_comment
+from convbench.backends.source import Source, pad_lines
 from convbench.spec import ConvSpec
 
 FUNCTIONS = ("fftconvolve", "oaconvolve")
@@ -124,9 +124,7 @@ class ScipyFFTBackend(Backend):
         dtype: str,
     ) -> str:
         code = Source(dtype).need(*SOURCE_IMPORTS[self.device])
-        code.add(*rotation_comment(spec, "convolve", f"signal.{self.function}"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'convolve'))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, "convolve", f"signal.{self.function}")
         even_same = spec.mode == "same" and any(k % 2 == 0 for k in kernel_shape)
         zero_fill = spec.boundary == "fill" and spec.fillvalue == 0
         mode = spec.mode

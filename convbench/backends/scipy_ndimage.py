@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from convbench.backends.base import Backend, Plan
-from convbench.backends.source import Source, kernel_source, pad_lines, rotation_comment
+from convbench.backends.source import Source, pad_lines
 from convbench.spec import ConvSpec
 
 NDIMAGE_MODES = {"fill": "constant", "wrap": "grid-wrap", "symm": "reflect"}
@@ -80,9 +80,7 @@ class ScipyNdimageBackend(Backend):
         dtype: str,
     ) -> str:
         code = Source(dtype).need("from scipy import ndimage")
-        code.add(*rotation_comment(spec, "correlate", "ndimage.correlate"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, "correlate", "ndimage.correlate")
         pad = spec.padding(kernel_shape)
         kh, kw = kernel_shape
         batched = len(image_shape) == 3

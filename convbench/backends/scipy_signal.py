@@ -18,13 +18,7 @@ from typing import Any
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, no_wait
-from convbench.backends.source import (
-    Source,
-    kernel_source,
-    pad_lines,
-    per_plane,
-    rotation_comment,
-)
+from convbench.backends.source import Source, pad_lines, per_plane
 from convbench.spec import ConvSpec
 
 FUNCTIONS = ("convolve2d", "correlate2d")
@@ -132,9 +126,7 @@ class ScipySignalBackend(Backend):
         dtype: str,
     ) -> str:
         code = Source(dtype).need(*SOURCE_IMPORTS[self.device])
-        code.add(*rotation_comment(spec, self.native_op, f"signal.{self.function}"))
-        code.add(f"k = {code.cast(kernel_source(spec, self.native_op))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, self.native_op, f"signal.{self.function}")
         even_same = spec.mode == "same" and any(k % 2 == 0 for k in kernel_shape)
         if spec.op == self.native_op or not even_same:
             fill = f", fillvalue={spec.fillvalue!r}" if spec.boundary == "fill" else ""

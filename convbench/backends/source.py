@@ -61,6 +61,20 @@ class Source:
             return f"np.array({expression}, dtype={named}, order='C')"
         return f"np.asarray({expression}, dtype={named})"
 
+    def inputs(
+        self,
+        spec: ConvSpec,
+        native_op: str,
+        function: str,
+        contiguous: bool = False,
+        dtype: str | None = None,
+    ) -> Source:
+        """The inputs as ``function`` (whose own op is ``native_op``) takes them: why the kernel
+        is rotated, when it is, then ``k``, the kernel, and ``x``, the image, each ``cast``."""
+        self.add(*rotation_comment(spec, native_op, function))
+        kernel = self.cast(kernel_source(spec, native_op), contiguous, dtype)
+        return self.add(f"k = {kernel}", f"x = {self.cast('image', contiguous, dtype)}")
+
     def text(self) -> str:
         return "\n".join([*self.imports, "", *self.lines]) + "\n"
 

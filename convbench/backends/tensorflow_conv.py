@@ -25,13 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
-from convbench.backends.source import (
-    Source,
-    kernel_source,
-    literal,
-    pad_lines,
-    rotation_comment,
-)
+from convbench.backends.source import Source, literal, pad_lines
 from convbench.spec import ConvSpec, Padding
 
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
@@ -353,9 +347,7 @@ class TensorFlowBackend(Backend):
                 f"tf.config.experimental.enable_tensor_float_32_execution({self.options['tf32']})"
             )
         native, pad = native_or_explicit(spec, kernel_shape, lambda p: True)
-        code.add(*rotation_comment(spec, "correlate", "tf.nn.conv2d"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'))}")
-        code.add(f"x = {code.cast('image')}")
+        code.inputs(spec, "correlate", "tf.nn.conv2d")
         if not native:
             why = "tf.nn.conv2d pads with zeros only"
             code.add(*pad_lines(spec, kernel_shape, len(image_shape) == 3, why, source="x"))

@@ -16,13 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from convbench.backends.base import Backend, Plan, correlate_same, native_or_explicit, no_wait
-from convbench.backends.source import (
-    Source,
-    kernel_source,
-    literal,
-    pad_lines,
-    rotation_comment,
-)
+from convbench.backends.source import Source, literal, pad_lines
 from convbench.spec import ConvSpec, Padding, numpy_dtype, terms_per_output
 
 # oneDNN reorders a tensor into blocks of 16 channels and holds two such copies at its peak, at
@@ -216,9 +210,7 @@ class TorchBackend(Backend):
         )
         # numpy has no bfloat16 that torch reads; float32 holds every bfloat16 value exactly.
         carrier = "float32" if dtype == "bfloat16" else dtype
-        code.add(*rotation_comment(spec, "correlate", "F.conv2d"))
-        code.add(f"k = {code.cast(kernel_source(spec, 'correlate'), True, carrier)}")
-        code.add(f"x = {code.cast('image', True, carrier)}")
+        code.inputs(spec, "correlate", "F.conv2d", contiguous=True, dtype=carrier)
         padding = ""
         if not native:
             why = (
