@@ -114,16 +114,7 @@ def time_vs_size(times: pd.DataFrame, colors: dict[str, str], title: str) -> str
         size_ticks(ax, panel["size"])
     for ax in axes[::ncols]:
         ax.set_ylabel("seconds per op")
-    handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1 : len(kernels)]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    note = hollow_note()
-    figure.legend(
-        [*handles, note], [*labels, note.get_label()], loc="outside right center", frameon=False
-    )
+    legend_beside(figure, axes[: len(kernels)])
     figure.suptitle(plain(title), fontweight="bold")
     return to_svg(figure)
 
@@ -137,6 +128,25 @@ def points(ax, x, y, noisy, color: str, marker: str = "o", size: float = 3.5) ->
         ax.plot(x[~noisy], y[~noisy], **style)
     if noisy.any():
         ax.plot(x[noisy], y[noisy], markerfacecolor="white", markeredgewidth=1.2, **style)
+
+
+def legend_beside(figure, axes, **style) -> None:
+    """One legend at the right of ``figure``: each label of ``axes`` once, in the order they
+    first appear, then the hollow markers' entry; ``style`` goes to ``figure.legend``."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    note = hollow_note()
+    figure.legend(
+        [*handles, note],
+        [*labels, note.get_label()],
+        loc="outside right center",
+        frameon=False,
+        **style,
+    )
 
 
 def hollow_note() -> matplotlib.lines.Line2D:
@@ -180,15 +190,7 @@ def speedups(pairs: pd.DataFrame, colors: dict[str, str]) -> str:
     ax.set(xscale="log", yscale="log", xlabel="image size", ylabel="speedup (CPU time / GPU time)")
     size_ticks(ax, pairs["size"])
     ax.set_title("GPU speedup: solid = op alone, dashed = with host/device transfers")
-    handles, labels = ax.get_legend_handles_labels()
-    note = hollow_note()
-    figure.legend(
-        [*handles, note],
-        [*labels, note.get_label()],
-        loc="outside right center",
-        frameon=False,
-        fontsize=7,
-    )
+    legend_beside(figure, [ax], fontsize=7)
     return to_svg(figure)
 
 
@@ -315,19 +317,6 @@ def crossover(times: pd.DataFrame, sizes, colors: dict[str, str], title: str) ->
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.get_xaxis().set_minor_locator(matplotlib.ticker.NullLocator())
     axes[0][0].set_ylabel("seconds per op")
-    handles, labels = [], []
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    note = hollow_note()
-    figure.legend(
-        [*handles, note],
-        [*labels, note.get_label()],
-        loc="outside right center",
-        frameon=False,
-        fontsize=7,
-    )
+    legend_beside(figure, axes[0], fontsize=7)
     figure.suptitle(plain(title), fontweight="bold")
     return to_svg(figure)
