@@ -31,7 +31,7 @@ import numpy as np
 
 from convbench.atomic import write_text, write_with
 from convbench.backends.requirements import missing_requirement
-from convbench.registry import BUILTIN, get_backend
+from convbench.registry import BUILTIN, available_backends, get_backend
 from convbench.spec import ConvSpec, numpy_dtype
 
 if TYPE_CHECKING:
@@ -112,12 +112,12 @@ def grid_backends(
 
     ``chosen`` (default: the environment variable ``CONVBENCH_ASV_BACKENDS``) is unset or empty
     for those this machine may run, judged without importing a framework or touching a device
-    (``missing_requirement``: the package is installed and, for a GPU backend, a GPU device node
-    exists); "all" for every one, each that cannot run recorded as skipped with its reason; or a
-    comma-separated list of names, kept in ``backends``' order. Leaving out what cannot run spares
-    asv a process per combination (a quick run of the default suite spawns thousands); the
-    machine's environment record still says why each backend left out cannot run, and the report
-    lists them. ValueError names a chosen name that is not a backend."""
+    (``registry.available_backends``: the package is installed and, for a GPU backend, a GPU
+    device node exists); "all" for every one, each that cannot run recorded as skipped with its
+    reason; or a comma-separated list of names, kept in ``backends``' order. Leaving out what
+    cannot run spares asv a process per combination (a quick run of the default suite spawns
+    thousands); the machine's environment record still says why each backend left out cannot
+    run, and the report lists them. ValueError names a chosen name that is not a backend."""
     chosen = os.environ.get(GRID_BACKENDS_VARIABLE, "") if chosen is None else chosen
     chosen = chosen.strip()
     if chosen == "all":
@@ -131,11 +131,8 @@ def grid_backends(
                 f"backend; must be 'all' or names among: {', '.join(BACKENDS)}"
             )
         return tuple(name for name in backends if name in names)
-    return tuple(
-        name
-        for name in backends
-        if missing_requirement(get_backend(name).requires, get_backend(name).needs_gpu) is None
-    )
+    runnable = set(available_backends())
+    return tuple(name for name in backends if name in runnable)
 
 
 def setting_variants(backends: tuple[str, ...] | None = None) -> tuple[str, ...]:
