@@ -4,30 +4,21 @@ an asv results folder (the fixture's second CPU machine), judged as the report j
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from convbench.report import load_results, tables
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = ROOT / "tests" / "data" / "results" / "fixture-cpu-b"
 COMMIT = "f1c7f1c7" + "0" * 32
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("asv_trust", ROOT / "scripts" / "asv_trust.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it runs
-    spec.loader.exec_module(module)
-    return module
-
-
-asv_trust = load_script()
+asv_trust = load_script("asv_trust")
 
 
 @pytest.mark.parametrize(

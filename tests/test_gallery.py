@@ -4,29 +4,21 @@ page shows; the page holds the code that ran and the fields it printed."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 # torch warns that an even kernel's padding='same' copies the input: the case is that call.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 
 
-def load_gallery():
-    spec = importlib.util.spec_from_file_location("gallery", ROOT / "scripts" / "gallery.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it runs
-    spec.loader.exec_module(module)
-    return module
-
-
-gallery = load_gallery()
+gallery = load_script("gallery")
 ENTRIES = {entry.reproduce.__name__: entry for entry in gallery.CASES}
 
 

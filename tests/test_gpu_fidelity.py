@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "results"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "gpu_fidelity", ROOT / "scripts" / "gpu_fidelity.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_fidelity_table_on_a_cpu_backend(tmp_path, capsys):
-    script = load_script()
+    script = load_script("gpu_fidelity")
     out = tmp_path / "fidelity.csv"
     args = ["--backends", "scipy-correlate2d", "cupy-gpu", "--sizes", "256", "--kernels", "3"]
     assert script.main([*args, "--reference", "wall", "--output", str(out)]) == 0
@@ -35,7 +27,7 @@ def test_fidelity_table_on_a_cpu_backend(tmp_path, capsys):
 
 
 def test_asv_times_take_float32_conv_times(tmp_path):
-    script = load_script()
+    script = load_script("gpu_fidelity")
     found = script.asv_times(FIXTURE, "fixture-gpu")
     conv = found["torch-cuda", 1024, 7]
     stored = script.load_results(FIXTURE).query(
@@ -53,7 +45,7 @@ def test_event_blocks_time_the_stream_they_are_recorded_on(monkeypatch):
     the start event and the end event on the stream given, whose end the script waits for."""
     import torch
 
-    script = load_script()
+    script = load_script("gpu_fidelity")
     recorded = []
 
     class Event:

@@ -3,19 +3,15 @@ the cases held to the goal, and the record the report reads."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from convbench.environment import REPRODUCIBILITY_FILE
 from convbench.report import read_results
+from tests.scripts import load_script
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "reproducibility.py"
-spec = importlib.util.spec_from_file_location("reproducibility", SCRIPT)
-reproducibility = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(reproducibility)
+reproducibility = load_script("reproducibility")
 
 
 def record(median: float, other: float | None = 0.01, noisy: bool = False) -> dict:
